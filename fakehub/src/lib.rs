@@ -1,0 +1,1 @@
+//! A fake Hugging Face Hub for tests and demos. To be completed.

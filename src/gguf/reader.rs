@@ -1,0 +1,1 @@
+//! A GGUF reader for `inspect` and tests. (To be completed: see module docs.)

@@ -1,0 +1,18 @@
+//! ggufs: Hugging Face Hub models as virtual GGUF files.
+//!
+//! Data flows one way: `hub` (HTTP) → `source` (a repo described from metadata) →
+//! `plan` (the GGUF layout and how each byte is made, using `arch`, `vocab`, `metadata`)
+//! → `vfile` (byte ranges of the virtual file, using `quant` and `cache`) → `fs` (FUSE).
+
+pub mod arch;
+pub mod gguf;
+pub mod hub;
+pub mod metadata;
+pub mod plan;
+pub mod quant;
+pub mod safetensors;
+pub mod source;
+pub mod vocab;
+
+#[cfg(test)]
+pub mod testutil;

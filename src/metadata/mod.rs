@@ -1,0 +1,1 @@
+//! `general.*` metadata as the reference derives it in remote mode (converter-spec §2). To be completed.

@@ -1,0 +1,1 @@
+//! The virtual file layout. To be completed.
