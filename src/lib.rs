@@ -12,6 +12,7 @@ pub mod plan;
 pub mod quant;
 pub mod safetensors;
 pub mod source;
+pub mod vfile;
 pub mod vfs;
 pub mod vocab;
 

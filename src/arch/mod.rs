@@ -91,3 +91,10 @@ pub fn supported() -> Vec<&'static str> {
 }
 
 static REGISTRY: &[(&str, &dyn Architecture)] = &[];
+
+impl<'a> ModelCtx<'a> {
+    /// Builds the context (stub until the arch module lands).
+    pub fn new(_source: &'a SourceModel, _outtype: OutType) -> Result<Self, ArchError> {
+        Err(ArchError::Config("not implemented".into()))
+    }
+}

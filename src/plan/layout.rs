@@ -1,1 +1,135 @@
-//! The virtual file layout. To be completed.
+//! The virtual file layout: the exact header bytes and where each tensor's bytes sit.
+//! Built from a `SourceModel` with no I/O (converter-spec §1-§4).
+
+use std::sync::Arc;
+
+use crate::arch::{self, ArchError, Architecture, ModelCtx};
+use crate::gguf::{self, writer, GgmlType, KvMap, TensorInfo, Value};
+use crate::metadata::{self, MetadataError, MetadataInput};
+use crate::source::SourceModel;
+
+use super::{OutType, PlannedTensor};
+
+/// Why a virtual file cannot be laid out.
+#[derive(Debug, thiserror::Error)]
+pub enum PlanError {
+    #[error("{repo}: {source}")]
+    Arch { repo: String, source: ArchError },
+    #[error("{repo}: model card/metadata: {source}")]
+    Metadata { repo: String, source: MetadataError },
+    #[error("{repo}: tensor {name}: {reason}")]
+    Tensor { repo: String, name: String, reason: String },
+}
+
+/// One tensor of the virtual file: its record, where its bytes start in the file, and how
+/// they are made.
+#[derive(Debug, Clone)]
+pub struct LaidTensor {
+    pub info: TensorInfo,
+    /// Absolute offset of the first data byte in the file.
+    pub file_offset: u64,
+    pub plan: PlannedTensor,
+}
+
+impl LaidTensor {
+    /// Data bytes (without alignment padding).
+    pub fn nbytes(&self) -> u64 {
+        self.info.nbytes()
+    }
+}
+
+/// A complete virtual GGUF file: header bytes plus tensor extents. Immutable.
+#[derive(Debug, Clone)]
+pub struct Layout {
+    pub repo_id: String,
+    pub commit: String,
+    pub outtype: OutType,
+    pub gguf_arch: &'static str,
+    pub kv: KvMap,
+    /// Bytes `[0, header.len())`: magic to the end of the padding before the data section.
+    pub header: Vec<u8>,
+    pub tensors: Vec<LaidTensor>,
+    /// Total file size.
+    pub size: u64,
+}
+
+/// Lays out the virtual file for `source` and `outtype`, in the order the reference emits
+/// KVs (converter-spec §2.1): architecture, extra-tensor KVs, general block, architecture
+/// block, quantization version, tokenizer block.
+pub fn build(source: &SourceModel, outtype: OutType) -> Result<Layout, PlanError> {
+    let repo = || source.repo_id.clone();
+    let arch_err = |e| PlanError::Arch { repo: repo(), source: e };
+    let ctx = ModelCtx::new(source, outtype).map_err(arch_err)?;
+    let arch = arch::lookup(&ctx.hf_arch).map_err(arch_err)?;
+
+    let mut kv = KvMap::new();
+    kv.set("general.architecture", Value::str(arch.gguf_arch()));
+    let mut planned = arch.extra_tensors(&ctx, &mut kv).map_err(arch_err)?;
+    planned.extend(arch.tensors(&ctx).map_err(arch_err)?);
+
+    let shapes: Vec<(&str, &[u64])> = planned.iter().map(|t| (t.name.as_str(), t.shape.as_slice())).collect();
+    let params = metadata::count_parameters(shapes);
+    let meta = MetadataInput { files: &source.files, repo_id: &source.repo_id, commit: &source.commit, params };
+    metadata::write_general(&meta, &mut kv).map_err(|e| PlanError::Metadata { repo: repo(), source: e })?;
+    arch.set_parameters(&ctx, &mut kv).map_err(arch_err)?;
+    kv.set("general.quantization_version", Value::U32(QUANTIZATION_VERSION));
+    arch.set_vocab(&ctx, &mut kv).map_err(arch_err)?;
+
+    let infos = tensor_infos(arch, &planned, outtype);
+    let header = writer::header_bytes(&kv, &infos);
+    let data_start = header.len() as u64;
+    let size = data_start + infos.last().map_or(0, |t| t.offset + gguf::pad(t.nbytes(), gguf::ALIGNMENT));
+    let tensors = infos
+        .into_iter()
+        .zip(planned)
+        .map(|(info, plan)| LaidTensor { file_offset: data_start + info.offset, info, plan })
+        .collect();
+    Ok(Layout {
+        repo_id: source.repo_id.clone(),
+        commit: source.commit.clone(),
+        outtype,
+        gguf_arch: arch.gguf_arch(),
+        kv,
+        header,
+        tensors,
+        size,
+    })
+}
+
+/// `general.quantization_version`: GGML_QUANT_VERSION, always 2 in the reference.
+const QUANTIZATION_VERSION: u32 = 2;
+
+fn tensor_infos(arch: &dyn Architecture, planned: &[PlannedTensor], outtype: OutType) -> Vec<TensorInfo> {
+    let types: Vec<GgmlType> = planned.iter().map(|t| tensor_type(arch, t, outtype)).collect();
+    let nbytes = planned.iter().zip(&types).map(|(t, ty)| ty.bytes_for(t.shape.iter().product()));
+    let offsets = writer::tensor_offsets(nbytes);
+    planned
+        .iter()
+        .zip(types)
+        .zip(offsets)
+        .map(|((t, ty), offset)| TensorInfo { name: t.name.clone(), ne: t.shape.iter().rev().copied().collect(), ty, offset })
+        .collect()
+}
+
+/// The reference's per-tensor type decision (converter-spec §3.2 steps 3-7): 1-D tensors,
+/// norms, non-`.weight` tensors and the architecture's forced tensors stay F32; Q8_0 falls
+/// back to F16 when a row is not a whole number of blocks.
+pub fn tensor_type(arch: &dyn Architecture, t: &PlannedTensor, outtype: OutType) -> GgmlType {
+    let name = t.name.as_str();
+    if t.shape.len() <= 1 || name.ends_with("_norm.weight") {
+        return GgmlType::F32;
+    }
+    let suffix = name.get(name.len().saturating_sub(7)..).unwrap_or("");
+    if arch.is_forced_f32(name) || !matches!(suffix, ".weight" | ".lora_a" | ".lora_b") {
+        return GgmlType::F32;
+    }
+    let ty = outtype.ggml_type();
+    let row = t.shape.last().copied().unwrap_or(1);
+    if row % ty.block().0 != 0 {
+        return GgmlType::F16;
+    }
+    ty
+}
+
+/// A shared, immutable layout.
+pub type SharedLayout = Arc<Layout>;
