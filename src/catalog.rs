@@ -89,7 +89,8 @@ impl Catalog {
     }
 
     fn orgs(&self) -> Vec<String> {
-        let mut orgs: Vec<String> = self.listed.iter().filter_map(|r| r.split_once('/').map(|(o, _)| o.to_string())).collect();
+        let mut orgs: Vec<String> =
+            self.listed.iter().filter_map(|r| r.split_once('/').map(|(o, _)| o.to_string())).collect();
         orgs.sort();
         orgs.dedup();
         orgs
@@ -227,10 +228,12 @@ impl VirtualFile for MountedFile {
             self.0.read_range(offset, len).await.map_err(|e| {
                 tracing::error!(error = %e, offset, len, "read failed");
                 match e {
-                    crate::vfile::ReadError::Source { source: crate::vfile::SourceReadError::NotFound(m), .. } => VfsError::NotFound(m),
-                    crate::vfile::ReadError::Source { source: crate::vfile::SourceReadError::AccessDenied(m), .. } => {
-                        VfsError::AccessDenied(m)
+                    crate::vfile::ReadError::Source { source: crate::vfile::SourceReadError::NotFound(m), .. } => {
+                        VfsError::NotFound(m)
                     }
+                    crate::vfile::ReadError::Source {
+                        source: crate::vfile::SourceReadError::AccessDenied(m), ..
+                    } => VfsError::AccessDenied(m),
                     other => VfsError::Io(other.to_string()),
                 }
             })

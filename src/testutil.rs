@@ -99,7 +99,10 @@ pub fn kv_mismatch(key: &str, v: &Value, g: &Json) -> Option<String> {
         }
         if g["sha256"].as_str() != Some(&sha) {
             let head: Vec<String> = items.iter().take(5).map(|x| format!("{x:?}")).collect();
-            return Some(format!("{key}: array sha differs; ours starts {head:?}, golden head {}", g.get("head").or(g.get("values")).unwrap_or(&Json::Null)));
+            return Some(format!(
+                "{key}: array sha differs; ours starts {head:?}, golden head {}",
+                g.get("head").or(g.get("values")).unwrap_or(&Json::Null)
+            ));
         }
         return None;
     }
@@ -112,7 +115,8 @@ pub fn kv_mismatch(key: &str, v: &Value, g: &Json) -> Option<String> {
 /// Asserts that the KVs of `kv` whose key satisfies `keep` equal the golden's, in order.
 pub fn assert_kvs_match(kv: &KvMap, golden: &Json, keep: impl Fn(&str) -> bool) {
     let ours: Vec<&(String, Value)> = kv.entries().iter().filter(|(k, _)| keep(k)).collect();
-    let theirs: Vec<&Json> = golden["kv"].as_array().unwrap().iter().filter(|g| keep(g["key"].as_str().unwrap())).collect();
+    let theirs: Vec<&Json> =
+        golden["kv"].as_array().unwrap().iter().filter(|g| keep(g["key"].as_str().unwrap())).collect();
     let our_keys: Vec<&str> = ours.iter().map(|(k, _)| k.as_str()).collect();
     let their_keys: Vec<&str> = theirs.iter().map(|g| g["key"].as_str().unwrap()).collect();
     assert_eq!(our_keys, their_keys, "KV keys/order differ for {}", golden["repo"]);

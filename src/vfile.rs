@@ -99,7 +99,8 @@ impl GgufFile {
 
     fn tensors_overlapping(&self, start: u64, end: u64) -> impl Iterator<Item = &LaidTensor> {
         let ts = &self.layout.tensors;
-        let first = ts.partition_point(|t| t.file_offset + crate::gguf::pad(t.nbytes(), crate::gguf::ALIGNMENT) <= start);
+        let first =
+            ts.partition_point(|t| t.file_offset + crate::gguf::pad(t.nbytes(), crate::gguf::ALIGNMENT) <= start);
         ts[first..].iter().take_while(move |t| t.file_offset < end)
     }
 
@@ -147,16 +148,30 @@ impl GgufFile {
             let row_bytes = row_len * st.dtype.size();
             let start = st.start + src_row * row_bytes;
             match runs.last_mut() {
-                Some(run) if run.tensor == part && run.range.end == start && run.range.end - run.range.start < MAX_RUN_BYTES => {
+                Some(run)
+                    if run.tensor == part
+                        && run.range.end == start
+                        && run.range.end - run.range.start < MAX_RUN_BYTES =>
+                {
                     run.range.end += row_bytes
                 }
-                _ => runs.push(RowRun { tensor: part, shard: st.shard, dtype: st.dtype, range: start..start + row_bytes }),
+                _ => runs.push(RowRun {
+                    tensor: part,
+                    shard: st.shard,
+                    dtype: st.dtype,
+                    range: start..start + row_bytes,
+                }),
             }
         }
         runs
     }
 
-    async fn fetch_and_convert(&self, t: &LaidTensor, runs: Vec<RowRun>, op: crate::plan::ElemOp) -> Result<Vec<u8>, ReadError> {
+    async fn fetch_and_convert(
+        &self,
+        t: &LaidTensor,
+        runs: Vec<RowRun>,
+        op: crate::plan::ElemOp,
+    ) -> Result<Vec<u8>, ReadError> {
         let fetched: Vec<(RowRun, Bytes)> = futures::stream::iter(runs.into_iter().map(|run| async move {
             let b = self.reader.read(run.shard, run.range.clone()).await;
             b.map(|b| (run, b))
@@ -181,13 +196,15 @@ impl GgufFile {
             .await
             .map_err(|e| ReadError::Source { repo: self.layout.repo_id.clone(), source: e })?;
         let mut wide = Vec::new();
-        quant::convert_row(st.dtype, &raw, crate::plan::ElemOp::None, GgmlType::F32, &mut wide).map_err(|e| self.quant_err(t, e))?;
+        quant::convert_row(st.dtype, &raw, crate::plan::ElemOp::None, GgmlType::F32, &mut wide)
+            .map_err(|e| self.quant_err(t, e))?;
         let vals: Vec<f32> = wide.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
         let (rows, cols) = match st.shape.as_slice() {
             [r, c] => (*r as usize, *c as usize),
             _ => return Err(self.convert_err(t, "transpose needs a 2-D source".into())),
         };
-        let out: Vec<f32> = (elems.start as usize..elems.end as usize).map(|i| vals[(i % rows) * cols + i / rows]).collect();
+        let out: Vec<f32> =
+            (elems.start as usize..elems.end as usize).map(|i| vals[(i % rows) * cols + i / rows]).collect();
         self.convert_f32(t, &out)
     }
 

@@ -107,7 +107,12 @@ fn tensor_infos(arch: &dyn Architecture, planned: &[PlannedTensor], outtype: Out
         .iter()
         .zip(types)
         .zip(offsets)
-        .map(|((t, ty), offset)| TensorInfo { name: t.name.clone(), ne: t.shape.iter().rev().copied().collect(), ty, offset })
+        .map(|((t, ty), offset)| TensorInfo {
+            name: t.name.clone(),
+            ne: t.shape.iter().rev().copied().collect(),
+            ty,
+            offset,
+        })
         .collect()
 }
 

@@ -107,13 +107,7 @@ pub enum TensorSource {
     /// Output rows are the rows of `parts` (source tensor indices), concatenated along a new
     /// or existing outer axis, each part reordered by `order`; `rows_per_part` output rows
     /// come from each part.
-    Rows {
-        parts: Vec<usize>,
-        order: RowOrder,
-        rows_per_part: u64,
-        row_len: u64,
-        op: ElemOp,
-    },
+    Rows { parts: Vec<usize>, order: RowOrder, rows_per_part: u64, row_len: u64, op: ElemOp },
     /// A 2-D source transposed (GPT-2 Conv1D): needs the whole source tensor.
     Transposed { src: usize },
     /// Data generated from the config (rope factors), already in f32.

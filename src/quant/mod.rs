@@ -12,7 +12,13 @@ pub enum QuantError {
 }
 
 /// Converts raw source elements to `dst`, applying `op` in the working dtype.
-pub fn convert_row(_src: Dtype, _input: &[u8], _op: ElemOp, _dst: GgmlType, _out: &mut Vec<u8>) -> Result<(), QuantError> {
+pub fn convert_row(
+    _src: Dtype,
+    _input: &[u8],
+    _op: ElemOp,
+    _dst: GgmlType,
+    _out: &mut Vec<u8>,
+) -> Result<(), QuantError> {
     Err(QuantError::NotImplemented)
 }
 
