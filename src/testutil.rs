@@ -48,8 +48,12 @@ pub fn fixture_files(repo: &str) -> RepoFiles {
 
 /// A golden description (`ggufs-golden/1`) for `repo` and file type `ty` (`F16`...).
 pub fn golden(repo: &str, ty: &str) -> Json {
-    let p = shared_dir().join("fixtures/golden").join(repo).join(format!("{ty}.json"));
-    serde_json::from_slice(&std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))).unwrap()
+    let p = shared_dir()
+        .join("fixtures/golden")
+        .join(repo)
+        .join(format!("{ty}.json"));
+    serde_json::from_slice(&std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display())))
+        .unwrap()
 }
 
 /// The fake Hub's commit sha for a repo: sha1("fake-commit:" + repo).
@@ -84,11 +88,16 @@ fn scalar_matches(v: &Value, g: &Json) -> bool {
 pub fn kv_mismatch(key: &str, v: &Value, g: &Json) -> Option<String> {
     let gtype = g["type"].as_str().unwrap_or("?");
     if gtype != v.value_type().name() {
-        return Some(format!("{key}: type {} != golden {gtype}", v.value_type().name()));
+        return Some(format!(
+            "{key}: type {} != golden {gtype}",
+            v.value_type().name()
+        ));
     }
     if let Value::Array(et, items) = v {
         let sha = hex::encode(Sha256::digest(array_element_bytes(v)));
-        if g["element_type"].as_str() != Some(et.name()) || g["length"].as_u64() != Some(items.len() as u64) {
+        if g["element_type"].as_str() != Some(et.name())
+            || g["length"].as_u64() != Some(items.len() as u64)
+        {
             return Some(format!(
                 "{key}: array {}[{}] != golden {}[{}]",
                 et.name(),
@@ -99,7 +108,10 @@ pub fn kv_mismatch(key: &str, v: &Value, g: &Json) -> Option<String> {
         }
         if g["sha256"].as_str() != Some(&sha) {
             let head: Vec<String> = items.iter().take(5).map(|x| format!("{x:?}")).collect();
-            return Some(format!("{key}: array sha differs; ours starts {head:?}, golden head {}", g.get("head").or(g.get("values")).unwrap_or(&Json::Null)));
+            return Some(format!(
+                "{key}: array sha differs; ours starts {head:?}, golden head {}",
+                g.get("head").or(g.get("values")).unwrap_or(&Json::Null)
+            ));
         }
         return None;
     }
@@ -112,10 +124,29 @@ pub fn kv_mismatch(key: &str, v: &Value, g: &Json) -> Option<String> {
 /// Asserts that the KVs of `kv` whose key satisfies `keep` equal the golden's, in order.
 pub fn assert_kvs_match(kv: &KvMap, golden: &Json, keep: impl Fn(&str) -> bool) {
     let ours: Vec<&(String, Value)> = kv.entries().iter().filter(|(k, _)| keep(k)).collect();
-    let theirs: Vec<&Json> = golden["kv"].as_array().unwrap().iter().filter(|g| keep(g["key"].as_str().unwrap())).collect();
+    let theirs: Vec<&Json> = golden["kv"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|g| keep(g["key"].as_str().unwrap()))
+        .collect();
     let our_keys: Vec<&str> = ours.iter().map(|(k, _)| k.as_str()).collect();
     let their_keys: Vec<&str> = theirs.iter().map(|g| g["key"].as_str().unwrap()).collect();
-    assert_eq!(our_keys, their_keys, "KV keys/order differ for {}", golden["repo"]);
-    let problems: Vec<String> = ours.iter().zip(&theirs).filter_map(|((k, v), g)| kv_mismatch(k, v, g)).collect();
-    assert!(problems.is_empty(), "{} KV mismatches for {}:\n{}", problems.len(), golden["repo"], problems.join("\n"));
+    assert_eq!(
+        our_keys, their_keys,
+        "KV keys/order differ for {}",
+        golden["repo"]
+    );
+    let problems: Vec<String> = ours
+        .iter()
+        .zip(&theirs)
+        .filter_map(|((k, v), g)| kv_mismatch(k, v, g))
+        .collect();
+    assert!(
+        problems.is_empty(),
+        "{} KV mismatches for {}:\n{}",
+        problems.len(),
+        golden["repo"],
+        problems.join("\n")
+    );
 }

@@ -48,7 +48,11 @@ pub trait Architecture: Sync {
 
     /// The reference's `generate_extra_tensors`: tensors written first, and KVs that land
     /// right after `general.architecture`.
-    fn extra_tensors(&self, _ctx: &ModelCtx, _kv: &mut KvMap) -> Result<Vec<PlannedTensor>, ArchError> {
+    fn extra_tensors(
+        &self,
+        _ctx: &ModelCtx,
+        _kv: &mut KvMap,
+    ) -> Result<Vec<PlannedTensor>, ArchError> {
         Ok(Vec::new())
     }
 
@@ -72,8 +76,14 @@ pub trait Architecture: Sync {
 /// The F32-forced tensor classes that the common architectures share.
 pub fn default_forced_f32(name: &str) -> bool {
     let base = name.strip_suffix(".weight").unwrap_or(name);
-    let base = base.rsplit_once('.').map_or(base, |(pre, last)| if pre.starts_with("blk") { last } else { base });
-    matches!(base, "ffn_gate_inp" | "ffn_gate_inp_shexp" | "position_embd" | "token_types")
+    let base = base.rsplit_once('.').map_or(
+        base,
+        |(pre, last)| if pre.starts_with("blk") { last } else { base },
+    );
+    matches!(
+        base,
+        "ffn_gate_inp" | "ffn_gate_inp_shexp" | "position_embd" | "token_types"
+    )
 }
 
 /// The registry: HF class name → architecture.
