@@ -223,6 +223,21 @@ fn apply_op(op: ElemOp, x: &mut [f32]) {
     }
 }
 
+/// Converts into a stack buffer first and stores the bytes in a second pass: two simple
+/// loops vectorize where one mixing float math and byte stores does not.
+#[inline(always)]
+fn encode_u16(x: &[f32], out: &mut [u8], f: impl Fn(f32) -> u16) {
+    let mut bits = [0u16; CHUNK];
+    for (xs, os) in x.chunks(CHUNK).zip(out.chunks_mut(CHUNK * 2)) {
+        for (b, &v) in bits.iter_mut().zip(xs) {
+            *b = f(v);
+        }
+        for (c, b) in os.chunks_exact_mut(2).zip(bits) {
+            c.copy_from_slice(&b.to_le_bytes());
+        }
+    }
+}
+
 /// f32 → `dst` bytes; `out` has exactly `output_len(dst, x.len())` bytes.
 fn encode_f32(x: &[f32], dst: GgmlType, out: &mut [u8]) {
     match dst {
@@ -231,16 +246,8 @@ fn encode_f32(x: &[f32], dst: GgmlType, out: &mut [u8]) {
                 c.copy_from_slice(&v.to_le_bytes());
             }
         }
-        GgmlType::F16 => {
-            for (c, v) in out.chunks_exact_mut(2).zip(x) {
-                c.copy_from_slice(&f32_to_f16_bits(*v).to_le_bytes());
-            }
-        }
-        GgmlType::BF16 => {
-            for (c, v) in out.chunks_exact_mut(2).zip(x) {
-                c.copy_from_slice(&f32_to_bf16_bits(*v).to_le_bytes());
-            }
-        }
+        GgmlType::F16 => encode_u16(x, out, f32_to_f16_bits),
+        GgmlType::BF16 => encode_u16(x, out, f32_to_bf16_bits),
         GgmlType::Q8_0 => q8_0::quantize_blocks(x, out),
         // output_len rejected every other type before any buffer was sized.
         _ => {}

@@ -9,20 +9,23 @@ pub const BLOCK: usize = 32;
 pub const BLOCK_BYTES: usize = 34;
 
 /// numpy's `abs(x).max()`: NaN if any element is NaN (numpy's max propagates NaN).
+/// Eight independent lanes let the compiler use vector max; max of non-NaN values is exact,
+/// so the order does not change the result.
 #[inline(always)]
 fn numpy_amax(x: &[f32; BLOCK]) -> f32 {
-    let mut amax = 0.0f32;
-    let mut any_nan = false;
-    for &v in x {
-        let a = v.abs();
-        amax = if a > amax { a } else { amax };
-        any_nan |= v.is_nan();
+    let mut lanes = [0.0f32; 8];
+    let mut nan = [false; 8];
+    for chunk in x.chunks_exact(8) {
+        for ((m, n), &v) in lanes.iter_mut().zip(nan.iter_mut()).zip(chunk) {
+            let a = v.abs();
+            *m = if a > *m { a } else { *m };
+            *n |= v.is_nan();
+        }
     }
-    if any_nan {
-        f32::NAN
-    } else {
-        amax
+    if nan.iter().any(|&n| n) {
+        return f32::NAN;
     }
+    lanes.iter().fold(0.0f32, |m, &a| if a > m { a } else { m })
 }
 
 /// Quantizes one block of 32 values into 34 bytes.
@@ -32,8 +35,8 @@ pub fn quantize_block(x: &[f32; BLOCK], out: &mut [u8; BLOCK_BYTES]) {
     let id = if d == 0.0 { 0.0 } else { 1.0 / d };
     let (scale, qs) = out.split_at_mut(2);
     scale.copy_from_slice(&f32_to_f16_bits(d).to_le_bytes());
-    // With d normal and finite, |x·id| ≤ ~127.0001, so the fast rounding below never meets
-    // the cast's wrap-around; subnormal, infinite or NaN scales take the exact path.
+    // With d normal and finite (or zero), |x·id| ≤ ~127.0001: inside the fast rounding's
+    // range and without int8 wrap-around. Subnormal, infinite or NaN scales take the exact path.
     if d == 0.0 || (d.is_normal() && d.is_finite()) {
         quantize_in_range(x, id, qs);
     } else {
@@ -43,17 +46,23 @@ pub fn quantize_block(x: &[f32; BLOCK], out: &mut [u8; BLOCK_BYTES]) {
     }
 }
 
-/// Round half away from zero for |v| < 2^23 without a libm call, so it vectorizes:
-/// truncate, then step away from zero when the dropped fraction is at least one half
-/// (`v - trunc(v)` is exact in f32).
+/// Round half away from zero for |x·id| < 2^22 with float adds and integer ops only, so it
+/// vectorizes: adding 1.5·2^23 rounds to nearest even and leaves the integer in the low
+/// mantissa bits; exact ties that went toward zero are then moved away from zero (every
+/// subtraction here is exact).
 #[inline(always)]
 fn quantize_in_range(x: &[f32; BLOCK], id: f32, qs: &mut [u8]) {
-    for (q, &v) in qs.iter_mut().zip(x) {
+    const MAGIC: f32 = 12_582_912.0;
+    let mut q = [0i32; BLOCK];
+    for (r, &v) in q.iter_mut().zip(x) {
         let p = v * id;
-        let t = p as i32;
-        let frac = p - t as f32;
-        let r = t + (frac >= 0.5) as i32 - (frac <= -0.5) as i32;
-        *q = r as i8 as u8;
+        let biased = p + MAGIC;
+        let even = (biased.to_bits() & 0x007f_ffff) as i32 - 0x0040_0000;
+        let diff = p - (biased - MAGIC);
+        *r = even + (diff == 0.5 && p > 0.0) as i32 - (diff == -0.5 && p < 0.0) as i32;
+    }
+    for (o, r) in qs.iter_mut().zip(q) {
+        *o = r as i8 as u8;
     }
 }
 
