@@ -296,3 +296,28 @@ fn throughput() {
         }
     }
 }
+
+#[test]
+fn narrow_and_integer_dtypes_convert_by_value_like_torch() {
+    let all8: Vec<u8> = (0..=255).collect();
+    let cases: [(Dtype, &[u8], &str); 6] = [
+        (Dtype::F8E4M3, &all8, "f8e4m3_to_F32"),
+        (Dtype::F8E5M2, &all8, "f8e5m2_to_F32"),
+        (Dtype::I8, &all8, "i8_to_F32"),
+        (Dtype::U8, &all8, "u8_to_F32"),
+        (Dtype::Bool, &all8[..2], "bool_to_F32"),
+        (
+            Dtype::I64,
+            include_bytes!("testdata/i64_in.bin"),
+            "i64_to_F32",
+        ),
+    ];
+    let failures: Vec<&str> = cases
+        .iter()
+        .filter(|(dtype, input, key)| {
+            sha(&convert(*dtype, input, ElemOp::None, GgmlType::F32)) != expected_hash(key)
+        })
+        .map(|(_, _, key)| *key)
+        .collect();
+    assert!(failures.is_empty(), "differ from torch: {failures:?}");
+}

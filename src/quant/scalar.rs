@@ -85,7 +85,8 @@ pub fn f8e4m3_to_f32(b: u8) -> f32 {
     let exp = ((b >> 3) & 0x0f) as i32;
     let man = (b & 0x07) as f32;
     if exp == 0x0f && b & 0x07 == 0x07 {
-        return f32::NAN;
+        // torch keeps the sign and the mantissa bits: S.11111111.111000…
+        return f32::from_bits(((b as u32 & 0x80) << 24) | 0x7ff0_0000);
     }
     let magnitude = if exp == 0 {
         man * 2f32.powi(-9)
@@ -95,9 +96,14 @@ pub fn f8e4m3_to_f32(b: u8) -> f32 {
     sign * magnitude
 }
 
-/// float8 e5m2 → f32, exact: it is the top byte of an f16.
+/// float8 e5m2 → f32, exact: it is the top byte of an f16 (torch quiets its NaNs).
 pub fn f8e5m2_to_f32(b: u8) -> f32 {
-    f16_bits_to_f32((b as u16) << 8)
+    let x = f16_bits_to_f32((b as u16) << 8);
+    if x.is_nan() {
+        f32::from_bits(x.to_bits() | 0x0040_0000)
+    } else {
+        x
+    }
 }
 
 /// Round half away from zero, then the C/numpy float → int8 cast on x86-64 (`cvttss2si`

@@ -80,6 +80,16 @@ for name, data in [("f16", h), ("f16_addone", h + 1)]:
     for q in (Q.F32, Q.F16, Q.BF16, Q.Q8_0):
         hashes[f"{name}_to_{q.name}"] = sha(quantize(a, q))
 
+all8 = torch.arange(256, dtype=torch.int32).to(torch.uint8)
+for name, dt in [("f8e4m3", torch.float8_e4m3fn), ("f8e5m2", torch.float8_e5m2)]:
+    hashes[f"{name}_to_F32"] = sha(all8.view(dt).to(torch.float32).numpy())
+for name, dt in [("i8", torch.int8), ("u8", torch.uint8)]:
+    hashes[f"{name}_to_F32"] = sha(all8.view(dt).to(torch.float32).numpy())
+hashes["bool_to_F32"] = sha(all8[:2].view(torch.bool).to(torch.float32).numpy())  # bytes 0 and 1 only
+ints = torch.from_numpy(np.random.default_rng(3).integers(-2**62, 2**62, 64) >> np.arange(64))
+hashes["i64_to_F32"] = sha(ints.to(torch.float32).numpy())
+ints.numpy().tofile(f"{OUT}/i64_in.bin")
+
 with open(f"{OUT}/hashes.json", "w") as fh:
     json.dump(hashes, fh, indent=1, sort_keys=True)
     fh.write("\n")
