@@ -10,6 +10,7 @@ pub mod gguf;
 pub mod hub;
 pub mod metadata;
 pub mod plan;
+pub mod pull;
 pub mod quant;
 pub mod safetensors;
 pub mod source;
