@@ -2,7 +2,15 @@
 //! An architecture maps a config to GGUF KVs and HF tensors to GGUF tensors. It knows
 //! nothing of HTTP: it sees a `SourceModel` (metadata only).
 
+pub mod ctx;
+pub mod gemma3;
+pub mod gpt2;
 pub mod hparams;
+pub mod llama;
+pub mod names;
+pub mod phi3;
+pub mod qwen2;
+pub mod text;
 
 use serde_json::{Map, Value as Json};
 
@@ -48,7 +56,11 @@ pub trait Architecture: Sync {
 
     /// The reference's `generate_extra_tensors`: tensors written first, and KVs that land
     /// right after `general.architecture`.
-    fn extra_tensors(&self, _ctx: &ModelCtx, _kv: &mut KvMap) -> Result<Vec<PlannedTensor>, ArchError> {
+    fn extra_tensors(
+        &self,
+        _ctx: &ModelCtx,
+        _kv: &mut KvMap,
+    ) -> Result<Vec<PlannedTensor>, ArchError> {
         Ok(Vec::new())
     }
 
@@ -72,8 +84,14 @@ pub trait Architecture: Sync {
 /// The F32-forced tensor classes that the common architectures share.
 pub fn default_forced_f32(name: &str) -> bool {
     let base = name.strip_suffix(".weight").unwrap_or(name);
-    let base = base.rsplit_once('.').map_or(base, |(pre, last)| if pre.starts_with("blk") { last } else { base });
-    matches!(base, "ffn_gate_inp" | "ffn_gate_inp_shexp" | "position_embd" | "token_types")
+    let base = base.rsplit_once('.').map_or(
+        base,
+        |(pre, last)| if pre.starts_with("blk") { last } else { base },
+    );
+    matches!(
+        base,
+        "ffn_gate_inp" | "ffn_gate_inp_shexp" | "position_embd" | "token_types"
+    )
 }
 
 /// The registry: HF class name → architecture.
@@ -90,4 +108,16 @@ pub fn supported() -> Vec<&'static str> {
     REGISTRY.iter().map(|(n, _)| *n).collect()
 }
 
-static REGISTRY: &[(&str, &dyn Architecture)] = &[];
+static REGISTRY: &[(&str, &dyn Architecture)] = &[
+    ("LlamaForCausalLM", &llama::Llama),
+    ("LLaMAForCausalLM", &llama::Llama),
+    ("MistralForCausalLM", &llama::Llama),
+    ("MixtralForCausalLM", &llama::Llama),
+    ("Qwen2ForCausalLM", &qwen2::Qwen2),
+    ("Phi3ForCausalLM", &phi3::Phi3),
+    ("GPT2LMHeadModel", &gpt2::Gpt2),
+    ("Gemma3ForCausalLM", &gemma3::Gemma3),
+    ("Gemma3ForConditionalGeneration", &gemma3::Gemma3),
+];
+#[cfg(test)]
+mod tests;

@@ -55,9 +55,11 @@ impl GgmlType {
     /// Decodes a type code read from a file.
     pub fn from_code(code: u32) -> Option<Self> {
         use GgmlType::*;
-        [F32, F16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2K, Q3K, Q4K, Q5K, Q6K, BF16]
-            .into_iter()
-            .find(|t| t.code() == code)
+        [
+            F32, F16, Q4_0, Q4_1, Q5_0, Q5_1, Q8_0, Q2K, Q3K, Q4K, Q5K, Q6K, BF16,
+        ]
+        .into_iter()
+        .find(|t| t.code() == code)
     }
 
     /// The ggml name (`F16`, `Q8_0`, `Q4_K`...).

@@ -90,7 +90,10 @@ impl Value {
 
     /// A STRING array from texts.
     pub fn str_array<S: AsRef<str>>(items: impl IntoIterator<Item = S>) -> Self {
-        Value::Array(ValueType::String, items.into_iter().map(Value::str).collect())
+        Value::Array(
+            ValueType::String,
+            items.into_iter().map(Value::str).collect(),
+        )
     }
 
     /// The type code of this value.

@@ -94,7 +94,12 @@ mod tests {
     fn header_is_padded_and_counts_are_right() {
         let mut kv = KvMap::new();
         kv.set("general.architecture", Value::str("llama"));
-        let t = TensorInfo { name: "a".into(), ne: vec![32, 2], ty: GgmlType::F16, offset: 0 };
+        let t = TensorInfo {
+            name: "a".into(),
+            ne: vec![32, 2],
+            ty: GgmlType::F16,
+            offset: 0,
+        };
         let h = header_bytes(&kv, &[t]);
         assert_eq!(h.len() % 32, 0);
         assert_eq!(&h[0..4], b"GGUF");

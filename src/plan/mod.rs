@@ -30,7 +30,9 @@ impl OutType {
 
     /// Parses `f16`, `F16`, `q8_0`...
     pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|t| t.name().eq_ignore_ascii_case(s))
+        Self::ALL
+            .into_iter()
+            .find(|t| t.name().eq_ignore_ascii_case(s))
     }
 
     /// `general.file_type` (LlamaFileType).
@@ -132,13 +134,29 @@ pub struct PlannedTensor {
 
 impl PlannedTensor {
     /// A tensor copied from source tensor `src` with its rows reordered by `order`.
-    pub fn rows(name: impl Into<String>, shape: Vec<u64>, src: usize, order: RowOrder, op: ElemOp) -> Self {
-        let row_len = if shape.len() <= 1 { 1 } else { *shape.last().unwrap() };
+    pub fn rows(
+        name: impl Into<String>,
+        shape: Vec<u64>,
+        src: usize,
+        order: RowOrder,
+        op: ElemOp,
+    ) -> Self {
+        let row_len = if shape.len() <= 1 {
+            1
+        } else {
+            *shape.last().unwrap()
+        };
         let n: u64 = shape.iter().product();
         PlannedTensor {
             name: name.into(),
             shape,
-            source: TensorSource::Rows { parts: vec![src], order, rows_per_part: n / row_len.max(1), row_len, op },
+            source: TensorSource::Rows {
+                parts: vec![src],
+                order,
+                rows_per_part: n / row_len.max(1),
+                row_len,
+                op,
+            },
         }
     }
 }

@@ -50,7 +50,10 @@ pub fn set_vocab_gpt2(_inp: &VocabInput, _kv: &mut KvMap) -> Result<VocabInfo, V
 }
 
 /// `_set_vocab_sentencepiece`: needs tokenizer.model (`NotFound` otherwise).
-pub fn set_vocab_sentencepiece(_inp: &VocabInput, _kv: &mut KvMap) -> Result<VocabInfo, VocabError> {
+pub fn set_vocab_sentencepiece(
+    _inp: &VocabInput,
+    _kv: &mut KvMap,
+) -> Result<VocabInfo, VocabError> {
     Err(VocabError::NotImplemented("sentencepiece vocabulary"))
 }
 
