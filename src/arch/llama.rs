@@ -300,7 +300,9 @@ mod tests {
     use super::rope_factors;
 
     fn sha(v: &[f32]) -> String {
-        hex::encode(Sha256::digest(v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>()))
+        hex::encode(Sha256::digest(
+            v.iter().flat_map(|x| x.to_le_bytes()).collect::<Vec<u8>>(),
+        ))
     }
 
     /// Expected values: the reference's torch code run on Llama-3.2 (dim 64) and Llama-3.1 (dim 128) settings.
@@ -308,8 +310,14 @@ mod tests {
     fn llama3_rope_factors_match_torch() {
         let v = rope_factors(500000.0, 64, 32.0, 1.0, 4.0, 8192.0);
         assert_eq!(v.len(), 32);
-        assert_eq!(sha(&v), "d25a6d176d9313062b8f86440c88649f9e568d573ea66bfa4e85e2424cf35633");
+        assert_eq!(
+            sha(&v),
+            "d25a6d176d9313062b8f86440c88649f9e568d573ea66bfa4e85e2424cf35633"
+        );
         let v = rope_factors(500000.0, 128, 8.0, 1.0, 4.0, 8192.0);
-        assert_eq!(sha(&v), "8b516af9cb5db26ed32831eb6f493dd620843d1cd69ca7bbad760c76061cd565");
+        assert_eq!(
+            sha(&v),
+            "8b516af9cb5db26ed32831eb6f493dd620843d1cd69ca7bbad760c76061cd565"
+        );
     }
 }

@@ -176,3 +176,43 @@ fn qwen2_and_mistral_bytes_match_golden() {
             >= 8
     );
 }
+
+#[test]
+fn gemma3_embedding_is_cut_to_tokenizer_json_vocab() {
+    let mut src = fixture_source("google/gemma-3-1b-it");
+    let tj = r#"{"model":{"vocab":{"a":0,"b":1,"c":2}},"added_tokens":[{"id":3}]}"#;
+    src.files.insert("tokenizer.json", tj.as_bytes().to_vec());
+    let (tensors, _, _) = plan(&src);
+    let emb = tensors
+        .iter()
+        .find(|t| t.name == "token_embd.weight")
+        .unwrap();
+    assert_eq!(emb.shape, vec![4, 32]);
+    assert!(matches!(
+        emb.source,
+        TensorSource::Rows {
+            rows_per_part: 4,
+            row_len: 32,
+            ..
+        }
+    ));
+}
+
+#[test]
+fn unknown_architecture_names_the_supported_ones() {
+    let e = lookup("FooForCausalLM").err().unwrap().to_string();
+    assert!(
+        e.contains("FooForCausalLM") && e.contains("LlamaForCausalLM"),
+        "{e}"
+    );
+}
+
+#[test]
+fn q8_0_router_and_position_embeddings_are_forced_f32() {
+    let llama = lookup("MixtralForCausalLM").unwrap();
+    assert!(llama.is_forced_f32("blk.3.ffn_gate_inp.weight"));
+    assert!(!llama.is_forced_f32("blk.3.ffn_gate_exps.weight"));
+    assert!(lookup("GPT2LMHeadModel")
+        .unwrap()
+        .is_forced_f32("position_embd.weight"));
+}
