@@ -10,7 +10,11 @@ use crate::source::SourceModel;
 use crate::testutil::{assert_kvs_match, fixture_source, fixture_tensor_f32, golden, FIXTURES};
 
 fn plan(src: &SourceModel) -> (Vec<PlannedTensor>, KvMap, &'static str) {
-    let ctx = ModelCtx::new(src, OutType::F16).unwrap();
+    plan_for(src, OutType::F16)
+}
+
+fn plan_for(src: &SourceModel, outtype: OutType) -> (Vec<PlannedTensor>, KvMap, &'static str) {
+    let ctx = ModelCtx::new(src, outtype).unwrap();
     let arch = lookup(&ctx.hf_arch).unwrap();
     let mut kv = KvMap::new();
     let mut tensors = arch.extra_tensors(&ctx, &mut kv).unwrap();
