@@ -123,3 +123,59 @@ pub fn assert_kvs_match(kv: &KvMap, golden: &Json, keep: impl Fn(&str) -> bool) 
     let problems: Vec<String> = ours.iter().zip(&theirs).filter_map(|((k, v), g)| kv_mismatch(k, v, g)).collect();
     assert!(problems.is_empty(), "{} KV mismatches for {}:\n{}", problems.len(), golden["repo"], problems.join("\n"));
 }
+
+/// A `SourceModel` for a fixture repo built from the files on disk (no HTTP): shards sorted by
+/// path, tensor names sorted within each shard, first occurrence of a name kept.
+pub fn fixture_source(repo: &str) -> crate::source::SourceModel {
+    use crate::safetensors::Dtype;
+    use crate::source::{Shard, SourceModel, SourceTensor};
+    let dir = fixture_dir(repo);
+    let mut paths: Vec<String> = std::fs::read_dir(&dir)
+        .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
+        .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
+        .filter(|n| n.ends_with(".safetensors"))
+        .collect();
+    paths.sort();
+    let mut shards = Vec::new();
+    let mut tensors: Vec<SourceTensor> = Vec::new();
+    for (si, path) in paths.iter().enumerate() {
+        let bytes = std::fs::read(dir.join(path)).unwrap();
+        let hlen = u64::from_le_bytes(bytes[..8].try_into().unwrap());
+        let header: serde_json::Map<String, Json> = serde_json::from_slice(&bytes[8..8 + hlen as usize]).unwrap();
+        let mut names: Vec<&String> = header.keys().filter(|k| *k != "__metadata__").collect();
+        names.sort();
+        for name in names {
+            if tensors.iter().any(|t| &t.name == name) {
+                continue;
+            }
+            let t = &header[name];
+            let offs: Vec<u64> = t["data_offsets"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap()).collect();
+            tensors.push(SourceTensor {
+                name: name.clone(),
+                dtype: Dtype::parse(t["dtype"].as_str().unwrap()).unwrap(),
+                shape: t["shape"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap()).collect(),
+                shard: si,
+                start: 8 + hlen + offs[0],
+                len: offs[1] - offs[0],
+            });
+        }
+        shards.push(Shard { path: path.clone(), size: bytes.len() as u64, sha256: None });
+    }
+    SourceModel { repo_id: repo.to_string(), commit: fake_commit(repo), files: fixture_files(repo), shards, tensors }
+}
+
+/// The data of source tensor `t` of a fixture widened to f32 (bf16 → f32 is a bit shift).
+pub fn fixture_tensor_f32(repo: &str, src: &crate::source::SourceModel, t: usize) -> Vec<f32> {
+    use crate::safetensors::Dtype;
+    let st = &src.tensors[t];
+    let bytes = std::fs::read(fixture_dir(repo).join(&src.shards[st.shard].path)).unwrap();
+    let data = &bytes[st.start as usize..(st.start + st.len) as usize];
+    match st.dtype {
+        Dtype::F32 => data.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect(),
+        Dtype::BF16 => {
+            data.chunks_exact(2).map(|c| f32::from_bits((u16::from_le_bytes([c[0], c[1]]) as u32) << 16)).collect()
+        }
+        Dtype::F16 => data.chunks_exact(2).map(|c| half::f16::from_le_bytes([c[0], c[1]]).to_f32()).collect(),
+        d => panic!("unsupported fixture dtype {d:?}"),
+    }
+}

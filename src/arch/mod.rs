@@ -2,7 +2,15 @@
 //! An architecture maps a config to GGUF KVs and HF tensors to GGUF tensors. It knows
 //! nothing of HTTP: it sees a `SourceModel` (metadata only).
 
+pub mod ctx;
+pub mod gemma3;
+pub mod gpt2;
 pub mod hparams;
+pub mod llama;
+pub mod names;
+pub mod phi3;
+pub mod qwen2;
+pub mod text;
 
 use serde_json::{Map, Value as Json};
 
@@ -90,11 +98,16 @@ pub fn supported() -> Vec<&'static str> {
     REGISTRY.iter().map(|(n, _)| *n).collect()
 }
 
-static REGISTRY: &[(&str, &dyn Architecture)] = &[];
-
-impl<'a> ModelCtx<'a> {
-    /// Builds the context (stub until the arch module lands).
-    pub fn new(_source: &'a SourceModel, _outtype: OutType) -> Result<Self, ArchError> {
-        Err(ArchError::Config("not implemented".into()))
-    }
-}
+static REGISTRY: &[(&str, &dyn Architecture)] = &[
+    ("LlamaForCausalLM", &llama::Llama),
+    ("LLaMAForCausalLM", &llama::Llama),
+    ("MistralForCausalLM", &llama::Llama),
+    ("MixtralForCausalLM", &llama::Llama),
+    ("Qwen2ForCausalLM", &qwen2::Qwen2),
+    ("Phi3ForCausalLM", &phi3::Phi3),
+    ("GPT2LMHeadModel", &gpt2::Gpt2),
+    ("Gemma3ForCausalLM", &gemma3::Gemma3),
+    ("Gemma3ForConditionalGeneration", &gemma3::Gemma3),
+];
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,166 @@
+//! Every family against the fixture goldens: tensor names/shapes in order, the architecture
+//! KVs in order, and (from the fixture weights) the bytes of transformed tensors.
+
+use sha2::{Digest, Sha256};
+
+use super::{lookup, ModelCtx};
+use crate::gguf::KvMap;
+use crate::plan::{ElemOp, OutType, PlannedTensor, TensorSource};
+use crate::source::SourceModel;
+use crate::testutil::{assert_kvs_match, fixture_source, fixture_tensor_f32, golden, FIXTURES};
+
+fn plan(src: &SourceModel) -> (Vec<PlannedTensor>, KvMap, &'static str) {
+    plan_for(src, OutType::F16)
+}
+
+fn plan_for(src: &SourceModel, outtype: OutType) -> (Vec<PlannedTensor>, KvMap, &'static str) {
+    let ctx = ModelCtx::new(src, outtype).unwrap();
+    let arch = lookup(&ctx.hf_arch).unwrap();
+    let mut kv = KvMap::new();
+    let mut tensors = arch.extra_tensors(&ctx, &mut kv).unwrap();
+    tensors.extend(arch.tensors(&ctx).unwrap());
+    arch.set_parameters(&ctx, &mut kv).unwrap();
+    (tensors, kv, arch.gguf_arch())
+}
+
+#[test]
+fn tensor_names_and_shapes_match_goldens_in_order() {
+    for repo in FIXTURES {
+        let src = fixture_source(repo);
+        let (tensors, _, _) = plan(&src);
+        let g = golden(repo, "F16");
+        let want: Vec<(String, Vec<u64>)> = g["tensors"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|t| {
+                let mut ne: Vec<u64> = t["ne"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap()).collect();
+                ne.reverse();
+                (t["name"].as_str().unwrap().to_string(), ne)
+            })
+            .collect();
+        let got: Vec<(String, Vec<u64>)> = tensors.iter().map(|t| (t.name.clone(), t.shape.clone())).collect();
+        assert_eq!(got, want, "{repo}");
+    }
+}
+
+#[test]
+fn architecture_kvs_match_goldens_in_order() {
+    for repo in FIXTURES {
+        let src = fixture_source(repo);
+        let (_, kv, _) = plan(&src);
+        let g = golden(repo, "F16");
+        assert_kvs_match(&kv, &g, |k| {
+            !k.starts_with("general.") && !k.starts_with("tokenizer.") || k == "general.file_type"
+        });
+    }
+}
+
+/// The output tensor as f32, computed from the fixture's source data.
+fn output_f32(repo: &str, src: &SourceModel, t: &PlannedTensor) -> Vec<f32> {
+    match &t.source {
+        TensorSource::Generated(v) => v.clone(),
+        TensorSource::Transposed { src: i } => {
+            let data = fixture_tensor_f32(repo, src, *i);
+            let (r, c) = (src.tensors[*i].shape[0] as usize, src.tensors[*i].shape[1] as usize);
+            (0..c).flat_map(|j| (0..r).map(move |k| (j, k))).map(|(j, k)| data[k * c + j]).collect()
+        }
+        TensorSource::Rows { parts, order, rows_per_part, row_len, op } => {
+            let mut out = Vec::new();
+            for &p in parts {
+                let data = fixture_tensor_f32(repo, src, p);
+                let src_rows = data.len() as u64 / row_len;
+                for r in 0..*rows_per_part {
+                    let s = (order.source_row(r, src_rows) * row_len) as usize;
+                    for &x in &data[s..s + *row_len as usize] {
+                        out.push(if *op == ElemOp::AddOne { x + 1.0 } else { x });
+                    }
+                }
+            }
+            out
+        }
+    }
+}
+
+fn sha_f32(v: &[f32]) -> String {
+    let bytes: Vec<u8> = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Checks every tensor of `repo` against the F32 golden's sha256 (all tensors are F32 there).
+fn assert_bytes_match(repo: &str, only: impl Fn(&PlannedTensor) -> bool) -> usize {
+    let src = fixture_source(repo);
+    let (tensors, _, _) = plan(&src);
+    let g = golden(repo, "F32");
+    let gt = g["tensors"].as_array().unwrap();
+    let mut checked = 0;
+    for (t, want) in tensors.iter().zip(gt).filter(|(t, _)| only(t)) {
+        assert_eq!(want["type"], "F32");
+        assert_eq!(sha_f32(&output_f32(repo, &src, t)), want["sha256"].as_str().unwrap(), "{repo} {}", t.name);
+        checked += 1;
+    }
+    checked
+}
+
+#[test]
+fn llama_qk_permutation_bytes_match_golden() {
+    let n = assert_bytes_match("HuggingFaceTB/SmolLM2-135M-Instruct", |t| t.name.contains("attn_"));
+    assert!(n >= 8, "{n}");
+}
+
+#[test]
+fn mixtral_expert_stacks_and_router_bytes_match_golden() {
+    let n = assert_bytes_match("mistralai/Mixtral-8x7B-v0.1", |t| t.name.contains("exps") || t.name.contains("attn_k"));
+    assert!(n >= 6, "{n}");
+}
+
+#[test]
+fn gpt2_conv1d_transpose_bytes_match_golden() {
+    let n = assert_bytes_match("openai-community/gpt2", |t| t.name.starts_with("blk.0."));
+    assert_eq!(n, 12);
+}
+
+#[test]
+fn phi3_rope_factors_and_fused_bytes_match_golden() {
+    let n = assert_bytes_match("microsoft/Phi-3.5-mini-instruct", |t| {
+        t.name.starts_with("rope_") || t.name.starts_with("blk.0.")
+    });
+    assert!(n >= 8, "{n}");
+}
+
+#[test]
+fn gemma3_norm_shift_and_embedding_truncation_bytes_match_golden() {
+    let n = assert_bytes_match("google/gemma-3-1b-it", |t| t.name.contains("norm") || t.name == "token_embd.weight");
+    assert!(n >= 8, "{n}");
+}
+
+#[test]
+fn qwen2_and_mistral_bytes_match_golden() {
+    assert!(assert_bytes_match("Qwen/Qwen2.5-0.5B-Instruct", |t| t.name.starts_with("blk.0.")) >= 10);
+    assert!(assert_bytes_match("mistralai/Mistral-7B-Instruct-v0.3", |t| t.name.starts_with("blk.1.")) >= 8);
+}
+
+#[test]
+fn gemma3_embedding_is_cut_to_tokenizer_json_vocab() {
+    let mut src = fixture_source("google/gemma-3-1b-it");
+    let tj = r#"{"model":{"vocab":{"a":0,"b":1,"c":2}},"added_tokens":[{"id":3}]}"#;
+    src.files.insert("tokenizer.json", tj.as_bytes().to_vec());
+    let (tensors, _, _) = plan(&src);
+    let emb = tensors.iter().find(|t| t.name == "token_embd.weight").unwrap();
+    assert_eq!(emb.shape, vec![4, 32]);
+    assert!(matches!(emb.source, TensorSource::Rows { rows_per_part: 4, row_len: 32, .. }));
+}
+
+#[test]
+fn unknown_architecture_names_the_supported_ones() {
+    let e = lookup("FooForCausalLM").err().unwrap().to_string();
+    assert!(e.contains("FooForCausalLM") && e.contains("LlamaForCausalLM"), "{e}");
+}
+
+#[test]
+fn q8_0_router_and_position_embeddings_are_forced_f32() {
+    let llama = lookup("MixtralForCausalLM").unwrap();
+    assert!(llama.is_forced_f32("blk.3.ffn_gate_inp.weight"));
+    assert!(!llama.is_forced_f32("blk.3.ffn_gate_exps.weight"));
+    assert!(lookup("GPT2LMHeadModel").unwrap().is_forced_f32("position_embd.weight"));
+}
