@@ -9,7 +9,9 @@ use super::hf::HfTokenizer;
 use super::pre::detect_pre_tokenizer;
 use super::special::SpecialVocab;
 use super::token_type::{CONTROL, NORMAL, UNUSED, USER_DEFINED};
-use super::{does_token_look_special, hparam_usize, TokenArrays, VocabError, VocabInfo, VocabInput};
+use super::{
+    does_token_look_special, hparam_usize, TokenArrays, VocabError, VocabInfo, VocabInput,
+};
 use crate::gguf::KvMap;
 
 /// `_set_vocab_gpt2`.
@@ -17,9 +19,17 @@ pub(super) fn set_vocab_gpt2(inp: &VocabInput, kv: &mut KvMap) -> Result<VocabIn
     let hf = HfTokenizer::load(inp.files)?;
     let (tokens, types, pre) = get_vocab_base(inp, &hf)?;
     let n_tokens = tokens.len();
-    TokenArrays { tokens: tokens.into_iter().map(String::into_bytes).collect(), scores: None, types }.write(kv, "gpt2", pre);
+    TokenArrays {
+        tokens: tokens.into_iter().map(String::into_bytes).collect(),
+        scores: None,
+        types,
+    }
+    .write(kv, "gpt2", pre);
     SpecialVocab::load_with(inp.files, Some(&hf.json), true, None, None)?.add_to_gguf(kv);
-    Ok(VocabInfo { n_tokens, n_vocab_real: Some(json_vocab_real(&hf.json)) })
+    Ok(VocabInfo {
+        n_tokens,
+        n_vocab_real: Some(json_vocab_real(&hf.json)),
+    })
 }
 
 /// `len(model.vocab) + len(added_tokens)` of tokenizer.json (Gemma 3's embedding rows).
@@ -33,12 +43,18 @@ pub(super) fn json_vocab_real(json: &Json) -> usize {
 }
 
 /// `get_vocab_base`: token strings and types for ids `0..vocab_size`, and the pre-tokenizer name.
-pub(super) fn get_vocab_base(inp: &VocabInput, hf: &HfTokenizer) -> Result<(Vec<String>, Vec<i32>, &'static str), VocabError> {
+pub(super) fn get_vocab_base(
+    inp: &VocabInput,
+    hf: &HfTokenizer,
+) -> Result<(Vec<String>, Vec<i32>, &'static str), VocabError> {
     let vocab: HashMap<String, u32> = hf.tokenizer.get_vocab(true);
     let vocab_size = hparam_usize(inp.hparams, "vocab_size").unwrap_or(vocab.len());
     if let Some(max) = vocab.values().max() {
         if *max as usize >= vocab_size {
-            return Err(VocabError::invalid("tokenizer.json", format!("token id {max} is not below vocab_size {vocab_size}")));
+            return Err(VocabError::invalid(
+                "tokenizer.json",
+                format!("token id {max} is not below vocab_size {vocab_size}"),
+            ));
         }
     }
     let pre = detect_pre_tokenizer(hf)?;
@@ -65,9 +81,12 @@ pub(super) fn get_vocab_base(inp: &VocabInput, hf: &HfTokenizer) -> Result<(Vec<
             types.push(NORMAL);
             continue;
         }
-        let added = decoder
-            .get(&(i as u32))
-            .ok_or_else(|| VocabError::invalid("tokenizer.json", format!("added token {token:?} has no entry for id {i}")))?;
+        let added = decoder.get(&(i as u32)).ok_or_else(|| {
+            VocabError::invalid(
+                "tokenizer.json",
+                format!("added token {token:?} has no entry for id {i}"),
+            )
+        })?;
         let mut token = token.clone();
         if !added.normalized {
             // H6: llama.cpp assumes CONTROL/USER_DEFINED tokens are pre-normalized.

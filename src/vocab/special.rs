@@ -77,7 +77,13 @@ impl SpecialVocab {
         n_vocab: Option<usize>,
     ) -> Result<Self, VocabError> {
         let tokenizer = read_json(files, "tokenizer.json")?;
-        Self::load_with(files, tokenizer.as_ref(), load_merges, special_token_types, n_vocab)
+        Self::load_with(
+            files,
+            tokenizer.as_ref(),
+            load_merges,
+            special_token_types,
+            n_vocab,
+        )
     }
 
     /// As `load`, with tokenizer.json already parsed (it can be tens of megabytes).
@@ -106,7 +112,10 @@ impl SpecialVocab {
     /// `_set_special_token`: the first assignment of a type wins; ids beyond `n_vocab` are skipped.
     pub fn set_special_token(&mut self, typ: &str, tid: i64) -> Result<(), VocabError> {
         if tid < 0 {
-            return Err(VocabError::invalid("special tokens", format!("invalid value for special token type {typ}: {tid}")));
+            return Err(VocabError::invalid(
+                "special tokens",
+                format!("invalid value for special token type {typ}: {tid}"),
+            ));
         }
         let Ok(id) = u32::try_from(tid) else {
             tracing::warn!(typ, tid, "special token id out of range - skipping");
@@ -135,7 +144,9 @@ impl SpecialVocab {
     }
 
     fn load_merges_txt(&mut self, files: &RepoFiles) {
-        let Some(bytes) = files.get("merges.txt") else { return };
+        let Some(bytes) = files.get("merges.txt") else {
+            return;
+        };
         let text = String::from_utf8_lossy(bytes);
         let mut lines = text.lines().peekable();
         if lines.peek().is_some_and(|l| l.trim().starts_with('#')) {
@@ -152,15 +163,23 @@ impl SpecialVocab {
     }
 
     fn load_merges_from(&mut self, tokenizer: &Json) -> Result<(), VocabError> {
-        let Some(Json::Array(merges)) = tokenizer.get("model").and_then(|m| m.get("merges")) else { return Ok(()) };
+        let Some(Json::Array(merges)) = tokenizer.get("model").and_then(|m| m.get("merges")) else {
+            return Ok(());
+        };
         let bad = || VocabError::invalid("tokenizer.json", "Unknown tokenizer merges format");
         match merges.first() {
             None => {}
             Some(Json::String(_)) => {
-                self.merges = merges.iter().map(|m| m.as_str().map(str::to_string).ok_or_else(bad)).collect::<Result<_, _>>()?;
+                self.merges = merges
+                    .iter()
+                    .map(|m| m.as_str().map(str::to_string).ok_or_else(bad))
+                    .collect::<Result<_, _>>()?;
             }
             Some(Json::Array(first)) if first.len() == 2 && first[0].is_string() => {
-                self.merges = merges.iter().map(|m| merge_pair_to_string(m).ok_or_else(bad)).collect::<Result<_, _>>()?;
+                self.merges = merges
+                    .iter()
+                    .map(|m| merge_pair_to_string(m).ok_or_else(bad))
+                    .collect::<Result<_, _>>()?;
             }
             Some(_) => return Err(bad()),
         }
@@ -190,7 +209,11 @@ impl SpecialVocab {
         }
     }
 
-    fn load_from_tokenizer_json(&mut self, files: &RepoFiles, tokenizer: Option<&Json>) -> Result<(), VocabError> {
+    fn load_from_tokenizer_json(
+        &mut self,
+        files: &RepoFiles,
+        tokenizer: Option<&Json>,
+    ) -> Result<(), VocabError> {
         let empty = Vec::new();
         let mut added_tokens: &Vec<Json> = &empty;
         if let Some(tok) = tokenizer {
@@ -204,15 +227,23 @@ impl SpecialVocab {
                 added_tokens = a;
             }
         }
-        let mut config: Option<Map<String, Json>> = match read_json(files, "tokenizer_config.json")? {
+        let mut config: Option<Map<String, Json>> = match read_json(files, "tokenizer_config.json")?
+        {
             Some(Json::Object(o)) => Some(o),
-            Some(_) => return Err(VocabError::invalid("tokenizer_config.json", "not a JSON object")),
+            Some(_) => {
+                return Err(VocabError::invalid(
+                    "tokenizer_config.json",
+                    "not a JSON object",
+                ))
+            }
             None => None,
         };
         if let Some(tok) = tokenizer.filter(|t| truthy(Some(t))) {
             self.parse_post_processor(tok, &mut config);
         }
-        let Some(config) = config.filter(|c| !c.is_empty()) else { return Ok(()) };
+        let Some(config) = config.filter(|c| !c.is_empty()) else {
+            return Ok(());
+        };
         self.chat_template = chat_template(files, &config)?;
         let types = self.special_token_types.clone();
         for typ in &types {
@@ -229,7 +260,10 @@ impl SpecialVocab {
                 },
                 _ => continue,
             };
-            let id = added_tokens.iter().find(|a| a.get("content").and_then(Json::as_str) == Some(content)).and_then(|a| a.get("id"));
+            let id = added_tokens
+                .iter()
+                .find(|a| a.get("content").and_then(Json::as_str) == Some(content))
+                .and_then(|a| a.get("id"));
             self.set_special_token_json(typ, id)?;
         }
         Ok(())
@@ -238,7 +272,8 @@ impl SpecialVocab {
     /// The crude post-processor parse (`vocab.py:227-324`): add_bos/add_eos/add_sep and the
     /// bos/cls/eos/sep contents it implies, written back into the tokenizer_config copy.
     fn parse_post_processor(&mut self, tokenizer: &Json, config: &mut Option<Map<String, Json>>) {
-        let cfg_get = |c: &Option<Map<String, Json>>, k: &str| c.as_ref().and_then(|c| c.get(k)).cloned();
+        let cfg_get =
+            |c: &Option<Map<String, Json>>, k: &str| c.as_ref().and_then(|c| c.get(k)).cloned();
         let cfg_truthy = |c: &Option<Map<String, Json>>| c.as_ref().is_some_and(|c| !c.is_empty());
         let mut bos = cfg_get(config, "bos_token");
         let mut cls = cfg_get(config, "cls_token");
@@ -252,7 +287,9 @@ impl SpecialVocab {
             eos = sep.clone();
             set_cfg(config, "eos_token", eos.clone());
         }
-        let Some(pp) = tokenizer.get("post_processor").filter(|p| truthy(Some(p))) else { return };
+        let Some(pp) = tokenizer.get("post_processor").filter(|p| truthy(Some(p))) else {
+            return;
+        };
         let single_list = [pp.clone()];
         let processors: &[Json] = match pp.get("processors") {
             Some(Json::Array(a)) => a,
@@ -272,16 +309,29 @@ impl SpecialVocab {
                         set_ordered(&mut self.add_special_token, t, true);
                     }
                     if !truthy(cls.as_ref()) && cfg_truthy(config) {
-                        cls = processor.get("cls").and_then(|c| c.get(0)).cloned().or(bos.clone());
+                        cls = processor
+                            .get("cls")
+                            .and_then(|c| c.get(0))
+                            .cloned()
+                            .or(bos.clone());
                         set_cfg(config, "cls_token", cls.clone());
                     }
                     if !truthy(sep.as_ref()) && cfg_truthy(config) {
-                        sep = processor.get("sep").and_then(|c| c.get(0)).cloned().or(eos.clone());
+                        sep = processor
+                            .get("sep")
+                            .and_then(|c| c.get(0))
+                            .cloned()
+                            .or(eos.clone());
                         set_cfg(config, "sep_token", sep.clone());
                     }
                 }
                 Some("TemplateProcessing") => {
-                    let mut st = TemplateState { bos: &mut bos, cls: &mut cls, eos: &mut eos, sep: &mut sep };
+                    let mut st = TemplateState {
+                        bos: &mut bos,
+                        cls: &mut cls,
+                        eos: &mut eos,
+                        sep: &mut sep,
+                    };
                     self.parse_template(processor, config, &mut st);
                 }
                 _ => {}
@@ -289,15 +339,28 @@ impl SpecialVocab {
         }
     }
 
-    fn parse_template(&mut self, processor: &Json, config: &mut Option<Map<String, Json>>, st: &mut TemplateState) {
+    fn parse_template(
+        &mut self,
+        processor: &Json,
+        config: &mut Option<Map<String, Json>>,
+        st: &mut TemplateState,
+    ) {
         let empty = Vec::new();
-        let single = processor.get("single").and_then(Json::as_array).unwrap_or(&empty);
-        let pair = processor.get("pair").and_then(Json::as_array).unwrap_or(&empty);
+        let single = processor
+            .get("single")
+            .and_then(Json::as_array)
+            .unwrap_or(&empty);
+        let pair = processor
+            .get("pair")
+            .and_then(Json::as_array)
+            .unwrap_or(&empty);
         let has_cfg = config.as_ref().is_some_and(|c| !c.is_empty());
         let mut first: Option<Json> = None;
         let mut last: Option<Json> = None;
         if single.len() > 1 {
-            first = item_id(single.first(), "SpecialToken").filter(|v| truthy(Some(v))).cloned();
+            first = item_id(single.first(), "SpecialToken")
+                .filter(|v| truthy(Some(v)))
+                .cloned();
             if let Some(f) = &first {
                 let f = Some(f);
                 if !has_cfg {
@@ -315,7 +378,9 @@ impl SpecialVocab {
                 let add = same(f, st.bos.as_ref()) || same(f, st.cls.as_ref());
                 set_ordered(&mut self.add_special_token, "bos", add);
             }
-            last = item_id(single.last(), "SpecialToken").filter(|v| truthy(Some(v))).cloned();
+            last = item_id(single.last(), "SpecialToken")
+                .filter(|v| truthy(Some(v)))
+                .cloned();
             if let Some(l) = &last {
                 let l = Some(l);
                 if !has_cfg {
@@ -338,16 +403,24 @@ impl SpecialVocab {
         if pair.is_empty() {
             return;
         }
-        let start = usize::from(first.is_some() && same(item_id(pair.first(), "SpecialToken"), first.as_ref()));
-        let stop = pair.len() - usize::from(last.is_some() && same(item_id(pair.last(), "SpecialToken"), last.as_ref()));
-        let Some(sliced) = pair.get(start..stop.max(start)).filter(|s| !s.is_empty()) else { return };
+        let start = usize::from(
+            first.is_some() && same(item_id(pair.first(), "SpecialToken"), first.as_ref()),
+        );
+        let stop = pair.len()
+            - usize::from(
+                last.is_some() && same(item_id(pair.last(), "SpecialToken"), last.as_ref()),
+            );
+        let Some(sliced) = pair.get(start..stop.max(start)).filter(|s| !s.is_empty()) else {
+            return;
+        };
         let a = item_id(sliced.first(), "Sequence").and_then(Json::as_str);
         let b = item_id(sliced.last(), "Sequence").and_then(Json::as_str);
         if a != Some("A") || b != Some("B") || sliced.len() < 3 {
             return;
         }
         let middle = &sliced[1..sliced.len() - 1];
-        let is_sep_or_eos = |e: &Json| same(Some(e), st.sep.as_ref()) || same(Some(e), st.eos.as_ref());
+        let is_sep_or_eos =
+            |e: &Json| same(Some(e), st.sep.as_ref()) || same(Some(e), st.eos.as_ref());
         let mut add_sep = false;
         if let Some(e) = item_id(middle.first(), "SpecialToken").filter(|v| truthy(Some(v))) {
             if is_sep_or_eos(e) && last.is_none() {
@@ -368,7 +441,9 @@ impl SpecialVocab {
     }
 
     fn load_from_config_json(&mut self, files: &RepoFiles) -> Result<(), VocabError> {
-        let Some(config) = read_json(files, "config.json")? else { return Ok(()) };
+        let Some(config) = read_json(files, "config.json")? else {
+            return Ok(());
+        };
         let types = self.special_token_types.clone();
         for typ in &types {
             let key = format!("{typ}_token_id");
@@ -388,7 +463,9 @@ impl SpecialVocab {
         if !self.merges.is_empty() {
             kv.set("tokenizer.ggml.merges", Value::str_array(&self.merges));
         } else if self.load_merges {
-            tracing::warn!("Adding merges requested but no merges found, output may be non-functional.");
+            tracing::warn!(
+                "Adding merges requested but no merges found, output may be non-functional."
+            );
         }
         for (typ, id) in &self.special_token_ids {
             match id_key(typ) {
@@ -398,7 +475,10 @@ impl SpecialVocab {
         }
         for (typ, value) in &self.add_special_token {
             if matches!(typ.as_str(), "bos" | "eos" | "sep") {
-                kv.set(format!("tokenizer.ggml.add_{typ}_token"), Value::Bool(*value));
+                kv.set(
+                    format!("tokenizer.ggml.add_{typ}_token"),
+                    Value::Bool(*value),
+                );
             }
         }
         if let Some(t) = &self.chat_template {
@@ -429,7 +509,10 @@ fn set_cfg(config: &mut Option<Map<String, Json>>, key: &str, value: Option<Json
 /// The new (transformers ≥ 4.45) merge format: spaces inside parts become U+0120.
 fn merge_pair_to_string(m: &Json) -> Option<String> {
     let pair = m.as_array()?;
-    let parts: Option<Vec<String>> = pair.iter().map(|p| p.as_str().map(|s| s.replace(' ', "\u{120}"))).collect();
+    let parts: Option<Vec<String>> = pair
+        .iter()
+        .map(|p| p.as_str().map(|s| s.replace(' ', "\u{120}")))
+        .collect();
     Some(parts?.join(" "))
 }
 
@@ -450,7 +533,10 @@ fn id_key(typ: &str) -> Option<&'static str> {
 
 /// The chat template: tokenizer_config's key wins, else chat_template.jinja (+ additional
 /// templates), else chat_template.json.
-fn chat_template(files: &RepoFiles, config: &Map<String, Json>) -> Result<Option<ChatTemplate>, VocabError> {
+fn chat_template(
+    files: &RepoFiles,
+    config: &Map<String, Json>,
+) -> Result<Option<ChatTemplate>, VocabError> {
     let value = match config.get("chat_template") {
         Some(v) => v.clone(),
         None => alternative_chat_template(files)?,
@@ -467,24 +553,35 @@ fn chat_template(files: &RepoFiles, config: &Map<String, Json>) -> Result<Option
 }
 
 fn alternative_chat_template(files: &RepoFiles) -> Result<Json, VocabError> {
-    let text = |p: &str| files.get(p).map(|b| String::from_utf8_lossy(b).into_owned());
+    let text = |p: &str| {
+        files
+            .get(p)
+            .map(|b| String::from_utf8_lossy(b).into_owned())
+    };
     if let Some(default) = text("chat_template.jinja") {
         // The reference uses filesystem glob order; path order is the deterministic stand-in.
         let extra: Vec<&str> = files
             .paths()
-            .filter(|p| p.strip_prefix("additional_chat_templates/").is_some_and(|n| n.ends_with(".jinja") && !n.contains('/')))
+            .filter(|p| {
+                p.strip_prefix("additional_chat_templates/")
+                    .is_some_and(|n| n.ends_with(".jinja") && !n.contains('/'))
+            })
             .collect();
         if extra.is_empty() {
             return Ok(Json::String(default));
         }
         let mut list = vec![serde_json::json!({"name": "default", "template": default})];
         for p in extra {
-            let stem = p.trim_start_matches("additional_chat_templates/").trim_end_matches(".jinja");
+            let stem = p
+                .trim_start_matches("additional_chat_templates/")
+                .trim_end_matches(".jinja");
             list.push(serde_json::json!({"name": stem, "template": text(p).unwrap_or_default()}));
         }
         return Ok(Json::Array(list));
     }
-    Ok(read_json(files, "chat_template.json")?.and_then(|j| j.get("chat_template").cloned()).unwrap_or(Json::Null))
+    Ok(read_json(files, "chat_template.json")?
+        .and_then(|j| j.get("chat_template").cloned())
+        .unwrap_or(Json::Null))
 }
 
 /// `GGUFWriter.add_chat_template`: named templates become `tokenizer.chat_template.{name}` plus
@@ -508,7 +605,9 @@ fn add_chat_template(kv: &mut KvMap, t: &ChatTemplate) {
             .chars()
             .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
             .collect();
-        let Some(template) = choice.get("template").and_then(Json::as_str) else { continue };
+        let Some(template) = choice.get("template").and_then(Json::as_str) else {
+            continue;
+        };
         if name.is_empty() {
             continue;
         }
@@ -518,11 +617,17 @@ fn add_chat_template(kv: &mut KvMap, t: &ChatTemplate) {
             if !names.contains(&name) {
                 names.push(name.clone());
             }
-            kv.set(format!("tokenizer.chat_template.{name}"), Value::str(template));
+            kv.set(
+                format!("tokenizer.chat_template.{name}"),
+                Value::str(template),
+            );
         }
     }
     if !names.is_empty() {
-        kv.set("tokenizer.chat_templates", Value::Array(ValueType::String, names.iter().map(Value::str).collect()));
+        kv.set(
+            "tokenizer.chat_templates",
+            Value::Array(ValueType::String, names.iter().map(Value::str).collect()),
+        );
     }
     if let Some(d) = default {
         kv.set("tokenizer.chat_template", Value::str(d));
