@@ -4,6 +4,7 @@
 //! call them (with their own fallback chains) from `Architecture::set_vocab`.
 
 mod bpe;
+mod chat_template;
 mod hf;
 mod llama_hf;
 mod phi3;
@@ -20,6 +21,7 @@ use serde_json::{Map, Value as Json};
 use crate::gguf::{KvMap, Value, ValueType};
 use crate::source::RepoFiles;
 
+pub use chat_template::ChatTemplate;
 pub use special::SpecialVocab;
 
 /// Why a vocabulary cannot be built.

@@ -4,21 +4,13 @@
 
 use serde_json::{Map, Value as Json};
 
+use super::chat_template::{add_chat_template, chat_template, ChatTemplate};
 use super::{read_json, VocabError};
-use crate::gguf::{KvMap, Value, ValueType};
+use crate::gguf::{KvMap, Value};
 use crate::source::RepoFiles;
 
 /// The default special token types, in the reference's order.
 const DEFAULT_TYPES: [&str; 7] = ["bos", "eos", "unk", "sep", "pad", "cls", "mask"];
-
-/// A chat template as tokenizer_config.json (or its side files) gives it.
-#[derive(Debug, Clone, PartialEq)]
-pub enum ChatTemplate {
-    /// One template: `tokenizer.chat_template`.
-    Single(String),
-    /// A list of `{name, template}` objects (named templates).
-    Named(Vec<Json>),
-}
 
 /// Special-token facts gathered the way the reference's `SpecialVocab` does; architectures
 /// that add extra passes (CodeLlama, Gemma) build one and call `add_to_gguf`.
@@ -531,105 +523,71 @@ fn id_key(typ: &str) -> Option<&'static str> {
     })
 }
 
-/// The chat template: tokenizer_config's key wins, else chat_template.jinja (+ additional
-/// templates), else chat_template.json.
-fn chat_template(
-    files: &RepoFiles,
-    config: &Map<String, Json>,
-) -> Result<Option<ChatTemplate>, VocabError> {
-    let value = match config.get("chat_template") {
-        Some(v) => v.clone(),
-        None => alternative_chat_template(files)?,
-    };
-    Ok(match value {
-        Json::String(s) => Some(ChatTemplate::Single(s)),
-        Json::Array(a) => Some(ChatTemplate::Named(a)),
-        Json::Null => None,
-        _ => {
-            tracing::warn!("Bad type for chat_template field in tokenizer_config.json - ignoring");
-            None
-        }
-    })
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-fn alternative_chat_template(files: &RepoFiles) -> Result<Json, VocabError> {
-    let text = |p: &str| {
-        files
-            .get(p)
-            .map(|b| String::from_utf8_lossy(b).into_owned())
-    };
-    if let Some(default) = text("chat_template.jinja") {
-        // The reference uses filesystem glob order; path order is the deterministic stand-in.
-        let extra: Vec<&str> = files
-            .paths()
-            .filter(|p| {
-                p.strip_prefix("additional_chat_templates/")
-                    .is_some_and(|n| n.ends_with(".jinja") && !n.contains('/'))
-            })
-            .collect();
-        if extra.is_empty() {
-            return Ok(Json::String(default));
-        }
-        let mut list = vec![serde_json::json!({"name": "default", "template": default})];
-        for p in extra {
-            let stem = p
-                .trim_start_matches("additional_chat_templates/")
-                .trim_end_matches(".jinja");
-            list.push(serde_json::json!({"name": stem, "template": text(p).unwrap_or_default()}));
-        }
-        return Ok(Json::Array(list));
-    }
-    Ok(read_json(files, "chat_template.json")?
-        .and_then(|j| j.get("chat_template").cloned())
-        .unwrap_or(Json::Null))
-}
-
-/// `GGUFWriter.add_chat_template`: named templates become `tokenizer.chat_template.{name}` plus
-/// the `tokenizer.chat_templates` list; the reference lists them from a Python set (random
-/// order, hazard H4), here in first-seen order.
-fn add_chat_template(kv: &mut KvMap, t: &ChatTemplate) {
-    let list = match t {
-        ChatTemplate::Single(s) => {
-            kv.set("tokenizer.chat_template", Value::str(s));
-            return;
-        }
-        ChatTemplate::Named(list) => list,
-    };
-    let mut default = None;
-    let mut names: Vec<String> = Vec::new();
-    for choice in list {
-        let name: String = choice
-            .get("name")
-            .and_then(Json::as_str)
-            .unwrap_or("")
-            .chars()
-            .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
-            .collect();
-        let Some(template) = choice.get("template").and_then(Json::as_str) else {
-            continue;
-        };
-        if name.is_empty() {
-            continue;
-        }
-        if name == "default" {
-            default = Some(template.to_string());
-        } else {
-            if !names.contains(&name) {
-                names.push(name.clone());
-            }
-            kv.set(
-                format!("tokenizer.chat_template.{name}"),
-                Value::str(template),
-            );
-        }
-    }
-    if !names.is_empty() {
-        kv.set(
-            "tokenizer.chat_templates",
-            Value::Array(ValueType::String, names.iter().map(Value::str).collect()),
+    fn files(tokenizer: Json, config: Json) -> RepoFiles {
+        let mut f = RepoFiles::new();
+        f.insert("tokenizer.json", serde_json::to_vec(&tokenizer).unwrap());
+        f.insert(
+            "tokenizer_config.json",
+            serde_json::to_vec(&config).unwrap(),
         );
+        f
     }
-    if let Some(d) = default {
-        kv.set("tokenizer.chat_template", Value::str(d));
+
+    #[test]
+    fn pair_merges_encode_spaces_as_u0120() {
+        let f = files(
+            serde_json::json!({"model": {"merges": [["a b", "c"], ["d", "e"]]}}),
+            serde_json::json!({}),
+        );
+        let sv = SpecialVocab::load(&f, true, None, None).unwrap();
+        assert_eq!(sv.merges, ["a\u{120}b c", "d e"]);
+    }
+
+    #[test]
+    fn llama3_template_gives_add_bos_and_no_sep() {
+        let tok = serde_json::json!({
+            "added_tokens": [{"id": 7, "content": "<s>"}],
+            "post_processor": {"type": "TemplateProcessing",
+                "single": [{"SpecialToken": {"id": "<s>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}}],
+                "pair": [{"SpecialToken": {"id": "<s>", "type_id": 0}}, {"Sequence": {"id": "A", "type_id": 0}},
+                         {"SpecialToken": {"id": "<s>", "type_id": 1}}, {"Sequence": {"id": "B", "type_id": 1}}]}
+        });
+        let sv = SpecialVocab::load(
+            &files(
+                tok,
+                serde_json::json!({"bos_token": "<s>", "add_eos_token": false}),
+            ),
+            false,
+            None,
+            None,
+        )
+        .unwrap();
+        assert_eq!(
+            sv.add_special_token,
+            [
+                ("bos".to_string(), true),
+                ("sep".to_string(), false),
+                ("eos".to_string(), false)
+            ]
+        );
+        assert_eq!(sv.special_token_ids, [("bos".to_string(), 7)]);
+    }
+
+    #[test]
+    fn byte_level_post_processor_defaults_add_flags_to_false_and_ids_respect_n_vocab() {
+        let tok = serde_json::json!({"added_tokens": [{"id": 9, "content": "<e>"}], "post_processor": {"type": "ByteLevel"}});
+        let cfg = serde_json::json!({"eos_token": "<e>", "add_bos_token": true});
+        let sv = SpecialVocab::load(&files(tok.clone(), cfg.clone()), false, None, None).unwrap();
+        assert_eq!(
+            sv.add_special_token,
+            [("bos".to_string(), false), ("eos".to_string(), false)]
+        );
+        assert_eq!(sv.special_token_ids, [("eos".to_string(), 9)]);
+        let sv = SpecialVocab::load(&files(tok, cfg), false, None, Some(9)).unwrap();
+        assert!(sv.special_token_ids.is_empty());
     }
 }
