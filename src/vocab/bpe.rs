@@ -9,9 +9,7 @@ use super::hf::HfTokenizer;
 use super::pre::detect_pre_tokenizer;
 use super::special::SpecialVocab;
 use super::token_type::{CONTROL, NORMAL, UNUSED, USER_DEFINED};
-use super::{
-    does_token_look_special, hparam_usize, TokenArrays, VocabError, VocabInfo, VocabInput,
-};
+use super::{does_token_look_special, hparam_usize, TokenArrays, VocabError, VocabInfo, VocabInput};
 use crate::gguf::KvMap;
 
 /// `_set_vocab_gpt2`.
@@ -19,17 +17,10 @@ pub(super) fn set_vocab_gpt2(inp: &VocabInput, kv: &mut KvMap) -> Result<VocabIn
     let hf = HfTokenizer::load(inp.files)?;
     let (tokens, types, pre) = get_vocab_base(inp, &hf)?;
     let n_tokens = tokens.len();
-    TokenArrays {
-        tokens: tokens.into_iter().map(String::into_bytes).collect(),
-        scores: None,
-        types,
-    }
-    .write(kv, "gpt2", pre);
+    TokenArrays { tokens: tokens.into_iter().map(String::into_bytes).collect(), scores: None, types }
+        .write(kv, "gpt2", pre);
     SpecialVocab::load_with(inp.files, Some(&hf.json), true, None, None)?.add_to_gguf(kv);
-    Ok(VocabInfo {
-        n_tokens,
-        n_vocab_real: Some(json_vocab_real(&hf.json)),
-    })
+    Ok(VocabInfo { n_tokens, n_vocab_real: Some(json_vocab_real(&hf.json)) })
 }
 
 /// `len(model.vocab) + len(added_tokens)` of tokenizer.json (Gemma 3's embedding rows).
@@ -82,10 +73,7 @@ pub(super) fn get_vocab_base(
             continue;
         }
         let added = decoder.get(&(i as u32)).ok_or_else(|| {
-            VocabError::invalid(
-                "tokenizer.json",
-                format!("added token {token:?} has no entry for id {i}"),
-            )
+            VocabError::invalid("tokenizer.json", format!("added token {token:?} has no entry for id {i}"))
         })?;
         let mut token = token.clone();
         if !added.normalized {

@@ -18,10 +18,7 @@ pub enum ChatTemplate {
 
 /// The chat template: tokenizer_config's key wins, else chat_template.jinja (+ additional
 /// templates), else chat_template.json.
-pub(crate) fn chat_template(
-    files: &RepoFiles,
-    config: &Map<String, Json>,
-) -> Result<Option<ChatTemplate>, VocabError> {
+pub(crate) fn chat_template(files: &RepoFiles, config: &Map<String, Json>) -> Result<Option<ChatTemplate>, VocabError> {
     let value = match config.get("chat_template") {
         Some(v) => v.clone(),
         None => alternative_chat_template(files)?,
@@ -38,18 +35,13 @@ pub(crate) fn chat_template(
 }
 
 fn alternative_chat_template(files: &RepoFiles) -> Result<Json, VocabError> {
-    let text = |p: &str| {
-        files
-            .get(p)
-            .map(|b| String::from_utf8_lossy(b).into_owned())
-    };
+    let text = |p: &str| files.get(p).map(|b| String::from_utf8_lossy(b).into_owned());
     if let Some(default) = text("chat_template.jinja") {
         // The reference uses filesystem glob order; path order is the deterministic stand-in.
         let extra: Vec<&str> = files
             .paths()
             .filter(|p| {
-                p.strip_prefix("additional_chat_templates/")
-                    .is_some_and(|n| n.ends_with(".jinja") && !n.contains('/'))
+                p.strip_prefix("additional_chat_templates/").is_some_and(|n| n.ends_with(".jinja") && !n.contains('/'))
             })
             .collect();
         if extra.is_empty() {
@@ -57,16 +49,12 @@ fn alternative_chat_template(files: &RepoFiles) -> Result<Json, VocabError> {
         }
         let mut list = vec![serde_json::json!({"name": "default", "template": default})];
         for p in extra {
-            let stem = p
-                .trim_start_matches("additional_chat_templates/")
-                .trim_end_matches(".jinja");
+            let stem = p.trim_start_matches("additional_chat_templates/").trim_end_matches(".jinja");
             list.push(serde_json::json!({"name": stem, "template": text(p).unwrap_or_default()}));
         }
         return Ok(Json::Array(list));
     }
-    Ok(read_json(files, "chat_template.json")?
-        .and_then(|j| j.get("chat_template").cloned())
-        .unwrap_or(Json::Null))
+    Ok(read_json(files, "chat_template.json")?.and_then(|j| j.get("chat_template").cloned()).unwrap_or(Json::Null))
 }
 
 /// `GGUFWriter.add_chat_template`: named templates become `tokenizer.chat_template.{name}` plus
@@ -102,17 +90,11 @@ pub(crate) fn add_chat_template(kv: &mut KvMap, t: &ChatTemplate) {
             if !names.contains(&name) {
                 names.push(name.clone());
             }
-            kv.set(
-                format!("tokenizer.chat_template.{name}"),
-                Value::str(template),
-            );
+            kv.set(format!("tokenizer.chat_template.{name}"), Value::str(template));
         }
     }
     if !names.is_empty() {
-        kv.set(
-            "tokenizer.chat_templates",
-            Value::Array(ValueType::String, names.iter().map(Value::str).collect()),
-        );
+        kv.set("tokenizer.chat_templates", Value::Array(ValueType::String, names.iter().map(Value::str).collect()));
     }
     if let Some(d) = default {
         kv.set("tokenizer.chat_template", Value::str(d));
@@ -132,23 +114,10 @@ mod tests {
             {"name": "", "template": "skipped"},
             {"name": "rag", "template": null}
         ]);
-        add_chat_template(
-            &mut kv,
-            &ChatTemplate::Named(list.as_array().unwrap().clone()),
-        );
+        add_chat_template(&mut kv, &ChatTemplate::Named(list.as_array().unwrap().clone()));
         let keys: Vec<&str> = kv.entries().iter().map(|(k, _)| k.as_str()).collect();
-        assert_eq!(
-            keys,
-            [
-                "tokenizer.chat_template.tool_use",
-                "tokenizer.chat_templates",
-                "tokenizer.chat_template"
-            ]
-        );
-        assert_eq!(
-            kv.get("tokenizer.chat_template").and_then(Value::as_str),
-            Some("D")
-        );
+        assert_eq!(keys, ["tokenizer.chat_template.tool_use", "tokenizer.chat_templates", "tokenizer.chat_template"]);
+        assert_eq!(kv.get("tokenizer.chat_template").and_then(Value::as_str), Some("D"));
     }
 
     #[test]
@@ -156,13 +125,7 @@ mod tests {
         let mut files = RepoFiles::new();
         files.insert("chat_template.jinja", b"J".to_vec());
         let cfg: Map<String, Json> = serde_json::from_str(r#"{"chat_template": "C"}"#).unwrap();
-        assert_eq!(
-            chat_template(&files, &cfg).unwrap(),
-            Some(ChatTemplate::Single("C".into()))
-        );
-        assert_eq!(
-            chat_template(&files, &Map::new()).unwrap(),
-            Some(ChatTemplate::Single("J".into()))
-        );
+        assert_eq!(chat_template(&files, &cfg).unwrap(), Some(ChatTemplate::Single("C".into())));
+        assert_eq!(chat_template(&files, &Map::new()).unwrap(), Some(ChatTemplate::Single("J".into())));
     }
 }

@@ -11,34 +11,20 @@ use crate::gguf::KvMap;
 use crate::source::RepoFiles;
 
 /// The special-token attributes transformers collects into `all_special_tokens`.
-const SPECIAL_ATTRIBUTES: [&str; 7] = [
-    "bos_token",
-    "eos_token",
-    "unk_token",
-    "sep_token",
-    "pad_token",
-    "cls_token",
-    "mask_token",
-];
+const SPECIAL_ATTRIBUTES: [&str; 7] =
+    ["bos_token", "eos_token", "unk_token", "sep_token", "pad_token", "cls_token", "mask_token"];
 
 /// The reference's pre-check: Llama-3-style BPE is `WrongKind`, anything else not a
 /// byte-fallback BPE with a `Sequence` decoder is `NotFound`.
 fn check_kind(json: &Json) -> Result<(), VocabError> {
-    let model = json
-        .get("model")
-        .ok_or_else(|| VocabError::invalid("tokenizer.json", "no model"))?;
+    let model = json.get("model").ok_or_else(|| VocabError::invalid("tokenizer.json", "no model"))?;
     let is_bpe = model.get("type").and_then(Json::as_str) == Some("BPE");
     let flag = |k: &str, default: bool| model.get(k).and_then(Json::as_bool).unwrap_or(default);
     if is_bpe && flag("ignore_merges", false) && !flag("byte_fallback", true) {
-        return Err(VocabError::WrongKind(
-            "Llama 3 must be converted with BpeVocab".into(),
-        ));
+        return Err(VocabError::WrongKind("Llama 3 must be converted with BpeVocab".into()));
     }
-    let decoder_is_sequence = json
-        .get("decoder")
-        .and_then(|d| d.get("type"))
-        .and_then(Json::as_str)
-        == Some("Sequence");
+    let decoder_is_sequence =
+        json.get("decoder").and_then(|d| d.get("type")).and_then(Json::as_str) == Some("Sequence");
     if !is_bpe || !flag("byte_fallback", false) || !decoder_is_sequence {
         return Err(VocabError::NotFound("Llama BPE tokenizer".into()));
     }
@@ -48,11 +34,7 @@ fn check_kind(json: &Json) -> Result<(), VocabError> {
 /// `tokenizer.all_special_tokens`: special_tokens_map.json over tokenizer_config.json.
 fn all_special_tokens(files: &RepoFiles, hf: &HfTokenizer) -> Result<Vec<String>, VocabError> {
     let map = read_json(files, "special_tokens_map.json")?.unwrap_or(Json::Null);
-    let pick = |k: &str| {
-        map.get(k)
-            .filter(|v| !v.is_null())
-            .or_else(|| hf.config.get(k).filter(|v| !v.is_null()))
-    };
+    let pick = |k: &str| map.get(k).filter(|v| !v.is_null()).or_else(|| hf.config.get(k).filter(|v| !v.is_null()));
     let mut out: Vec<String> = Vec::new();
     let mut push = |s: String| {
         if !out.contains(&s) {
@@ -74,29 +56,19 @@ fn all_special_tokens(files: &RepoFiles, hf: &HfTokenizer) -> Result<Vec<String>
 
 fn is_byte_token(t: &str) -> bool {
     let b = t.as_bytes();
-    b.len() == 6
-        && t.starts_with("<0x")
-        && b[5] == b'>'
-        && b[3].is_ascii_hexdigit()
-        && b[4].is_ascii_hexdigit()
+    b.len() == 6 && t.starts_with("<0x") && b[5] == b'>' && b[3].is_ascii_hexdigit() && b[4].is_ascii_hexdigit()
 }
 
 /// `_set_vocab_llama_hf`.
-pub(super) fn set_vocab_llama_hf(
-    inp: &VocabInput,
-    kv: &mut KvMap,
-) -> Result<VocabInfo, VocabError> {
-    let raw = read_json(inp.files, "tokenizer.json")?
-        .ok_or_else(|| VocabError::NotFound("tokenizer.json".into()))?;
+pub(super) fn set_vocab_llama_hf(inp: &VocabInput, kv: &mut KvMap) -> Result<VocabInfo, VocabError> {
+    let raw = read_json(inp.files, "tokenizer.json")?.ok_or_else(|| VocabError::NotFound("tokenizer.json".into()))?;
     check_kind(&raw)?;
     let hf = HfTokenizer::load(inp.files)?;
     let base = hf.tokenizer.get_vocab_size(false);
     let vocab = hf.tokenizer.get_vocab(true);
     let unk = hf.tokenizer.token_to_id("<unk>");
-    let special_ids: Vec<u32> = all_special_tokens(inp.files, &hf)?
-        .iter()
-        .filter_map(|t| hf.tokenizer.token_to_id(t).or(unk))
-        .collect();
+    let special_ids: Vec<u32> =
+        all_special_tokens(inp.files, &hf)?.iter().filter_map(|t| hf.tokenizer.token_to_id(t).or(unk)).collect();
 
     let mut reverse: Vec<Option<&str>> = vec![None; base];
     for (tok, id) in &vocab {
@@ -110,9 +82,7 @@ pub(super) fn set_vocab_llama_hf(
         types: Vec::with_capacity(base),
     };
     for (id, tok) in reverse.iter().enumerate() {
-        let tok = tok.ok_or_else(|| {
-            VocabError::invalid("tokenizer.json", format!("no token for id {id}"))
-        })?;
+        let tok = tok.ok_or_else(|| VocabError::invalid("tokenizer.json", format!("no token for id {id}")))?;
         let ty = if is_byte_token(tok) {
             BYTE
         } else if special_ids.contains(&(id as u32)) {
@@ -133,23 +103,15 @@ pub(super) fn set_vocab_llama_hf(
     added.sort();
     let special_contents = all_special_tokens(inp.files, &hf)?;
     for (_, content) in added {
-        let ty = if special_contents.contains(&content) {
-            CONTROL
-        } else {
-            USER_DEFINED
-        };
+        let ty = if special_contents.contains(&content) { CONTROL } else { USER_DEFINED };
         arr.tokens.push(content.into_bytes());
         arr.types.push(ty);
     }
     arr.scores = Some(vec![-1000.0; arr.tokens.len()]);
     let n_tokens = arr.tokens.len();
     arr.write(kv, "llama", "default");
-    SpecialVocab::load_with(inp.files, Some(&hf.json), false, None, Some(n_tokens))?
-        .add_to_gguf(kv);
-    Ok(VocabInfo {
-        n_tokens,
-        n_vocab_real: Some(n_tokens),
-    })
+    SpecialVocab::load_with(inp.files, Some(&hf.json), false, None, Some(n_tokens))?.add_to_gguf(kv);
+    Ok(VocabInfo { n_tokens, n_vocab_real: Some(n_tokens) })
 }
 
 #[cfg(test)]

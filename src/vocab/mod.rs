@@ -44,10 +44,7 @@ pub enum VocabError {
 
 impl VocabError {
     pub(crate) fn invalid(file: &str, reason: impl std::fmt::Display) -> Self {
-        VocabError::Invalid {
-            file: file.to_string(),
-            reason: reason.to_string(),
-        }
+        VocabError::Invalid { file: file.to_string(), reason: reason.to_string() }
     }
 }
 
@@ -141,10 +138,7 @@ pub(crate) fn does_token_look_special(t: &str) -> bool {
 
 /// `hparams["vocab_size"]` when it is a non-negative integer.
 pub(crate) fn hparam_usize(hparams: &Map<String, Json>, key: &str) -> Option<usize> {
-    hparams
-        .get(key)
-        .and_then(Json::as_u64)
-        .and_then(|v| usize::try_from(v).ok())
+    hparams.get(key).and_then(Json::as_u64).and_then(|v| usize::try_from(v).ok())
 }
 
 /// The token list, types and optional scores, written as the reference's writer calls do.
@@ -161,23 +155,14 @@ impl TokenArrays {
         kv.set("tokenizer.ggml.pre", Value::str(pre));
         kv.set(
             "tokenizer.ggml.tokens",
-            Value::Array(
-                ValueType::String,
-                self.tokens.into_iter().map(Value::String).collect(),
-            ),
+            Value::Array(ValueType::String, self.tokens.into_iter().map(Value::String).collect()),
         );
         if let Some(scores) = self.scores {
-            kv.set(
-                "tokenizer.ggml.scores",
-                Value::Array(ValueType::F32, scores.into_iter().map(Value::F32).collect()),
-            );
+            kv.set("tokenizer.ggml.scores", Value::Array(ValueType::F32, scores.into_iter().map(Value::F32).collect()));
         }
         kv.set(
             "tokenizer.ggml.token_type",
-            Value::Array(
-                ValueType::I32,
-                self.types.into_iter().map(Value::I32).collect(),
-            ),
+            Value::Array(ValueType::I32, self.types.into_iter().map(Value::I32).collect()),
         );
     }
 }

@@ -6,27 +6,14 @@ use serde_json::Value as Json;
 use super::special::SpecialVocab;
 use super::spm::{apply_added_tokens_json, decoder_entries, load_pieces};
 use super::token_type::{CONTROL, USER_DEFINED};
-use super::{
-    hparam_usize, padded_spm_arrays, read_json, TokenArrays, VocabError, VocabInfo, VocabInput,
-};
+use super::{hparam_usize, padded_spm_arrays, read_json, TokenArrays, VocabError, VocabInfo, VocabInput};
 use crate::gguf::KvMap;
 
 /// Sets one token; unlike the generic SPM path an id beyond the list is an error (the
 /// reference raises IndexError).
-fn put(
-    arr: &mut TokenArrays,
-    file: &str,
-    id: u64,
-    content: &str,
-    special: bool,
-) -> Result<(), VocabError> {
+fn put(arr: &mut TokenArrays, file: &str, id: u64, content: &str, special: bool) -> Result<(), VocabError> {
     let i = usize::try_from(id).ok().filter(|i| *i < arr.tokens.len());
-    let i = i.ok_or_else(|| {
-        VocabError::invalid(
-            file,
-            format!("added token id {id} is beyond the vocabulary"),
-        )
-    })?;
+    let i = i.ok_or_else(|| VocabError::invalid(file, format!("added token id {id} is beyond the vocabulary")))?;
     arr.tokens[i] = content.as_bytes().to_vec();
     arr.types[i] = if special { CONTROL } else { USER_DEFINED };
     if let Some(s) = arr.scores.as_mut() {
@@ -40,10 +27,7 @@ pub(super) fn set_vocab_phi3(inp: &VocabInput, kv: &mut KvMap) -> Result<VocabIn
     let config = read_json(inp.files, "tokenizer_config.json")?;
     if let Some(cfg) = &config {
         let class = cfg.get("tokenizer_class").ok_or_else(|| {
-            VocabError::invalid(
-                "tokenizer_config.json",
-                "no tokenizer_class (KeyError in the reference)",
-            )
+            VocabError::invalid("tokenizer_config.json", "no tokenizer_class (KeyError in the reference)")
         })?;
         if class.as_str() == Some("GPT2Tokenizer") {
             return super::set_vocab_gpt2(inp, kv);
@@ -71,26 +55,16 @@ pub(super) fn set_vocab_phi3(inp: &VocabInput, kv: &mut KvMap) -> Result<VocabIn
         }
     }
     if let Some(tok) = read_json(inp.files, "tokenizer.json")? {
-        for at in tok
-            .get("added_tokens")
-            .and_then(Json::as_array)
-            .into_iter()
-            .flatten()
-        {
+        for at in tok.get("added_tokens").and_then(Json::as_array).into_iter().flatten() {
             let bad = || VocabError::invalid("tokenizer.json", "bad added_tokens entry");
             let id = at.get("id").and_then(Json::as_u64).ok_or_else(bad)?;
             let content = at.get("content").and_then(Json::as_str).ok_or_else(bad)?;
-            let special = at
-                .get("special")
-                .is_some_and(|s| s.as_bool().unwrap_or(!s.is_null()));
+            let special = at.get("special").is_some_and(|s| s.as_bool().unwrap_or(!s.is_null()));
             put(&mut arr, "tokenizer.json", id, content, special)?;
         }
     }
     let n_tokens = arr.tokens.len();
     arr.write(kv, "llama", "default");
     SpecialVocab::load(inp.files, false, None, Some(n_tokens))?.add_to_gguf(kv);
-    Ok(VocabInfo {
-        n_tokens,
-        n_vocab_real: Some(n_tokens),
-    })
+    Ok(VocabInfo { n_tokens, n_vocab_real: Some(n_tokens) })
 }

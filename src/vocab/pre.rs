@@ -12,24 +12,14 @@ pub(crate) const CHECK_TEXT: &str = "\n \n\n \n\n\n \t \t\t \t\n  \n   \n    \n 
 
 /// `sha256(str(ids))` with Python's list repr (`[1, 2, 3]`).
 pub(crate) fn hash_ids(ids: &[u32]) -> String {
-    let repr = format!(
-        "[{}]",
-        ids.iter()
-            .map(u32::to_string)
-            .collect::<Vec<_>>()
-            .join(", ")
-    );
+    let repr = format!("[{}]", ids.iter().map(u32::to_string).collect::<Vec<_>>().join(", "));
     hex::encode(Sha256::digest(repr.as_bytes()))
 }
 
 /// The table's name for a hash; a duplicated hash resolves to its last entry, like the
 /// reference's chain of independent `if`s.
 pub(crate) fn pre_name_for_hash(chkhsh: &str) -> Option<&'static str> {
-    PRE_TOKENIZER_HASHES
-        .iter()
-        .rev()
-        .find(|(h, _)| *h == chkhsh)
-        .map(|(_, n)| *n)
+    PRE_TOKENIZER_HASHES.iter().rev().find(|(h, _)| *h == chkhsh).map(|(_, n)| *n)
 }
 
 /// The `tokenizer.ggml.pre` value for a tokenizer (`UnknownPreTokenizer` when unlisted).
@@ -62,11 +52,7 @@ mod tests {
     #[test]
     fn table_has_all_entries_and_the_last_duplicate_wins() {
         assert_eq!(PRE_TOKENIZER_HASHES.len(), 97);
-        let h = PRE_TOKENIZER_HASHES
-            .iter()
-            .find(|(_, n)| *n == "bert-bge")
-            .map(|(h, _)| *h)
-            .unwrap();
+        let h = PRE_TOKENIZER_HASHES.iter().find(|(_, n)| *n == "bert-bge").map(|(h, _)| *h).unwrap();
         assert_eq!(pre_name_for_hash(h), Some("jina-v2-en"));
         assert_eq!(pre_name_for_hash("00"), None);
     }

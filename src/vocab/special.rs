@@ -69,13 +69,7 @@ impl SpecialVocab {
         n_vocab: Option<usize>,
     ) -> Result<Self, VocabError> {
         let tokenizer = read_json(files, "tokenizer.json")?;
-        Self::load_with(
-            files,
-            tokenizer.as_ref(),
-            load_merges,
-            special_token_types,
-            n_vocab,
-        )
+        Self::load_with(files, tokenizer.as_ref(), load_merges, special_token_types, n_vocab)
     }
 
     /// As `load`, with tokenizer.json already parsed (it can be tens of megabytes).
@@ -162,16 +156,12 @@ impl SpecialVocab {
         match merges.first() {
             None => {}
             Some(Json::String(_)) => {
-                self.merges = merges
-                    .iter()
-                    .map(|m| m.as_str().map(str::to_string).ok_or_else(bad))
-                    .collect::<Result<_, _>>()?;
+                self.merges =
+                    merges.iter().map(|m| m.as_str().map(str::to_string).ok_or_else(bad)).collect::<Result<_, _>>()?;
             }
             Some(Json::Array(first)) if first.len() == 2 && first[0].is_string() => {
-                self.merges = merges
-                    .iter()
-                    .map(|m| merge_pair_to_string(m).ok_or_else(bad))
-                    .collect::<Result<_, _>>()?;
+                self.merges =
+                    merges.iter().map(|m| merge_pair_to_string(m).ok_or_else(bad)).collect::<Result<_, _>>()?;
             }
             Some(_) => return Err(bad()),
         }
@@ -201,11 +191,7 @@ impl SpecialVocab {
         }
     }
 
-    fn load_from_tokenizer_json(
-        &mut self,
-        files: &RepoFiles,
-        tokenizer: Option<&Json>,
-    ) -> Result<(), VocabError> {
+    fn load_from_tokenizer_json(&mut self, files: &RepoFiles, tokenizer: Option<&Json>) -> Result<(), VocabError> {
         let empty = Vec::new();
         let mut added_tokens: &Vec<Json> = &empty;
         if let Some(tok) = tokenizer {
@@ -219,15 +205,9 @@ impl SpecialVocab {
                 added_tokens = a;
             }
         }
-        let mut config: Option<Map<String, Json>> = match read_json(files, "tokenizer_config.json")?
-        {
+        let mut config: Option<Map<String, Json>> = match read_json(files, "tokenizer_config.json")? {
             Some(Json::Object(o)) => Some(o),
-            Some(_) => {
-                return Err(VocabError::invalid(
-                    "tokenizer_config.json",
-                    "not a JSON object",
-                ))
-            }
+            Some(_) => return Err(VocabError::invalid("tokenizer_config.json", "not a JSON object")),
             None => None,
         };
         if let Some(tok) = tokenizer.filter(|t| truthy(Some(t))) {
@@ -264,8 +244,7 @@ impl SpecialVocab {
     /// The crude post-processor parse (`vocab.py:227-324`): add_bos/add_eos/add_sep and the
     /// bos/cls/eos/sep contents it implies, written back into the tokenizer_config copy.
     fn parse_post_processor(&mut self, tokenizer: &Json, config: &mut Option<Map<String, Json>>) {
-        let cfg_get =
-            |c: &Option<Map<String, Json>>, k: &str| c.as_ref().and_then(|c| c.get(k)).cloned();
+        let cfg_get = |c: &Option<Map<String, Json>>, k: &str| c.as_ref().and_then(|c| c.get(k)).cloned();
         let cfg_truthy = |c: &Option<Map<String, Json>>| c.as_ref().is_some_and(|c| !c.is_empty());
         let mut bos = cfg_get(config, "bos_token");
         let mut cls = cfg_get(config, "cls_token");
@@ -301,29 +280,16 @@ impl SpecialVocab {
                         set_ordered(&mut self.add_special_token, t, true);
                     }
                     if !truthy(cls.as_ref()) && cfg_truthy(config) {
-                        cls = processor
-                            .get("cls")
-                            .and_then(|c| c.get(0))
-                            .cloned()
-                            .or(bos.clone());
+                        cls = processor.get("cls").and_then(|c| c.get(0)).cloned().or(bos.clone());
                         set_cfg(config, "cls_token", cls.clone());
                     }
                     if !truthy(sep.as_ref()) && cfg_truthy(config) {
-                        sep = processor
-                            .get("sep")
-                            .and_then(|c| c.get(0))
-                            .cloned()
-                            .or(eos.clone());
+                        sep = processor.get("sep").and_then(|c| c.get(0)).cloned().or(eos.clone());
                         set_cfg(config, "sep_token", sep.clone());
                     }
                 }
                 Some("TemplateProcessing") => {
-                    let mut st = TemplateState {
-                        bos: &mut bos,
-                        cls: &mut cls,
-                        eos: &mut eos,
-                        sep: &mut sep,
-                    };
+                    let mut st = TemplateState { bos: &mut bos, cls: &mut cls, eos: &mut eos, sep: &mut sep };
                     self.parse_template(processor, config, &mut st);
                 }
                 _ => {}
@@ -331,28 +297,15 @@ impl SpecialVocab {
         }
     }
 
-    fn parse_template(
-        &mut self,
-        processor: &Json,
-        config: &mut Option<Map<String, Json>>,
-        st: &mut TemplateState,
-    ) {
+    fn parse_template(&mut self, processor: &Json, config: &mut Option<Map<String, Json>>, st: &mut TemplateState) {
         let empty = Vec::new();
-        let single = processor
-            .get("single")
-            .and_then(Json::as_array)
-            .unwrap_or(&empty);
-        let pair = processor
-            .get("pair")
-            .and_then(Json::as_array)
-            .unwrap_or(&empty);
+        let single = processor.get("single").and_then(Json::as_array).unwrap_or(&empty);
+        let pair = processor.get("pair").and_then(Json::as_array).unwrap_or(&empty);
         let has_cfg = config.as_ref().is_some_and(|c| !c.is_empty());
         let mut first: Option<Json> = None;
         let mut last: Option<Json> = None;
         if single.len() > 1 {
-            first = item_id(single.first(), "SpecialToken")
-                .filter(|v| truthy(Some(v)))
-                .cloned();
+            first = item_id(single.first(), "SpecialToken").filter(|v| truthy(Some(v))).cloned();
             if let Some(f) = &first {
                 let f = Some(f);
                 if !has_cfg {
@@ -370,9 +323,7 @@ impl SpecialVocab {
                 let add = same(f, st.bos.as_ref()) || same(f, st.cls.as_ref());
                 set_ordered(&mut self.add_special_token, "bos", add);
             }
-            last = item_id(single.last(), "SpecialToken")
-                .filter(|v| truthy(Some(v)))
-                .cloned();
+            last = item_id(single.last(), "SpecialToken").filter(|v| truthy(Some(v))).cloned();
             if let Some(l) = &last {
                 let l = Some(l);
                 if !has_cfg {
@@ -395,13 +346,9 @@ impl SpecialVocab {
         if pair.is_empty() {
             return;
         }
-        let start = usize::from(
-            first.is_some() && same(item_id(pair.first(), "SpecialToken"), first.as_ref()),
-        );
-        let stop = pair.len()
-            - usize::from(
-                last.is_some() && same(item_id(pair.last(), "SpecialToken"), last.as_ref()),
-            );
+        let start = usize::from(first.is_some() && same(item_id(pair.first(), "SpecialToken"), first.as_ref()));
+        let stop =
+            pair.len() - usize::from(last.is_some() && same(item_id(pair.last(), "SpecialToken"), last.as_ref()));
         let Some(sliced) = pair.get(start..stop.max(start)).filter(|s| !s.is_empty()) else {
             return;
         };
@@ -411,8 +358,7 @@ impl SpecialVocab {
             return;
         }
         let middle = &sliced[1..sliced.len() - 1];
-        let is_sep_or_eos =
-            |e: &Json| same(Some(e), st.sep.as_ref()) || same(Some(e), st.eos.as_ref());
+        let is_sep_or_eos = |e: &Json| same(Some(e), st.sep.as_ref()) || same(Some(e), st.eos.as_ref());
         let mut add_sep = false;
         if let Some(e) = item_id(middle.first(), "SpecialToken").filter(|v| truthy(Some(v))) {
             if is_sep_or_eos(e) && last.is_none() {
@@ -455,9 +401,7 @@ impl SpecialVocab {
         if !self.merges.is_empty() {
             kv.set("tokenizer.ggml.merges", Value::str_array(&self.merges));
         } else if self.load_merges {
-            tracing::warn!(
-                "Adding merges requested but no merges found, output may be non-functional."
-            );
+            tracing::warn!("Adding merges requested but no merges found, output may be non-functional.");
         }
         for (typ, id) in &self.special_token_ids {
             match id_key(typ) {
@@ -467,10 +411,7 @@ impl SpecialVocab {
         }
         for (typ, value) in &self.add_special_token {
             if matches!(typ.as_str(), "bos" | "eos" | "sep") {
-                kv.set(
-                    format!("tokenizer.ggml.add_{typ}_token"),
-                    Value::Bool(*value),
-                );
+                kv.set(format!("tokenizer.ggml.add_{typ}_token"), Value::Bool(*value));
             }
         }
         if let Some(t) = &self.chat_template {
@@ -501,10 +442,7 @@ fn set_cfg(config: &mut Option<Map<String, Json>>, key: &str, value: Option<Json
 /// The new (transformers ≥ 4.45) merge format: spaces inside parts become U+0120.
 fn merge_pair_to_string(m: &Json) -> Option<String> {
     let pair = m.as_array()?;
-    let parts: Option<Vec<String>> = pair
-        .iter()
-        .map(|p| p.as_str().map(|s| s.replace(' ', "\u{120}")))
-        .collect();
+    let parts: Option<Vec<String>> = pair.iter().map(|p| p.as_str().map(|s| s.replace(' ', "\u{120}"))).collect();
     Some(parts?.join(" "))
 }
 
@@ -530,19 +468,13 @@ mod tests {
     fn files(tokenizer: Json, config: Json) -> RepoFiles {
         let mut f = RepoFiles::new();
         f.insert("tokenizer.json", serde_json::to_vec(&tokenizer).unwrap());
-        f.insert(
-            "tokenizer_config.json",
-            serde_json::to_vec(&config).unwrap(),
-        );
+        f.insert("tokenizer_config.json", serde_json::to_vec(&config).unwrap());
         f
     }
 
     #[test]
     fn pair_merges_encode_spaces_as_u0120() {
-        let f = files(
-            serde_json::json!({"model": {"merges": [["a b", "c"], ["d", "e"]]}}),
-            serde_json::json!({}),
-        );
+        let f = files(serde_json::json!({"model": {"merges": [["a b", "c"], ["d", "e"]]}}), serde_json::json!({}));
         let sv = SpecialVocab::load(&f, true, None, None).unwrap();
         assert_eq!(sv.merges, ["a\u{120}b c", "d e"]);
     }
@@ -557,10 +489,7 @@ mod tests {
                          {"SpecialToken": {"id": "<s>", "type_id": 1}}, {"Sequence": {"id": "B", "type_id": 1}}]}
         });
         let sv = SpecialVocab::load(
-            &files(
-                tok,
-                serde_json::json!({"bos_token": "<s>", "add_eos_token": false}),
-            ),
+            &files(tok, serde_json::json!({"bos_token": "<s>", "add_eos_token": false})),
             false,
             None,
             None,
@@ -568,24 +497,18 @@ mod tests {
         .unwrap();
         assert_eq!(
             sv.add_special_token,
-            [
-                ("bos".to_string(), true),
-                ("sep".to_string(), false),
-                ("eos".to_string(), false)
-            ]
+            [("bos".to_string(), true), ("sep".to_string(), false), ("eos".to_string(), false)]
         );
         assert_eq!(sv.special_token_ids, [("bos".to_string(), 7)]);
     }
 
     #[test]
     fn byte_level_post_processor_defaults_add_flags_to_false_and_ids_respect_n_vocab() {
-        let tok = serde_json::json!({"added_tokens": [{"id": 9, "content": "<e>"}], "post_processor": {"type": "ByteLevel"}});
+        let tok =
+            serde_json::json!({"added_tokens": [{"id": 9, "content": "<e>"}], "post_processor": {"type": "ByteLevel"}});
         let cfg = serde_json::json!({"eos_token": "<e>", "add_bos_token": true});
         let sv = SpecialVocab::load(&files(tok.clone(), cfg.clone()), false, None, None).unwrap();
-        assert_eq!(
-            sv.add_special_token,
-            [("bos".to_string(), false), ("eos".to_string(), false)]
-        );
+        assert_eq!(sv.add_special_token, [("bos".to_string(), false), ("eos".to_string(), false)]);
         assert_eq!(sv.special_token_ids, [("eos".to_string(), 9)]);
         let sv = SpecialVocab::load(&files(tok, cfg), false, None, Some(9)).unwrap();
         assert!(sv.special_token_ids.is_empty());

@@ -6,8 +6,7 @@ use serde_json::Value as Json;
 use super::special::SpecialVocab;
 use super::token_type::{BYTE, CONTROL, NORMAL, UNKNOWN, UNUSED, USER_DEFINED};
 use super::{
-    does_token_look_special, hparam_usize, padded_spm_arrays, read_json, TokenArrays, VocabError,
-    VocabInfo, VocabInput,
+    does_token_look_special, hparam_usize, padded_spm_arrays, read_json, TokenArrays, VocabError, VocabInfo, VocabInput,
 };
 use crate::gguf::KvMap;
 use crate::source::RepoFiles;
@@ -59,10 +58,7 @@ impl<'a> Reader<'a> {
     fn varint(&mut self) -> Result<u64, VocabError> {
         let mut value = 0u64;
         for shift in (0..64).step_by(7) {
-            let byte = *self
-                .buf
-                .get(self.pos)
-                .ok_or_else(|| malformed("truncated varint"))?;
+            let byte = *self.buf.get(self.pos).ok_or_else(|| malformed("truncated varint"))?;
             self.pos += 1;
             value |= u64::from(byte & 0x7f) << shift;
             if byte & 0x80 == 0 {
@@ -73,11 +69,8 @@ impl<'a> Reader<'a> {
     }
 
     fn take(&mut self, n: usize) -> Result<&'a [u8], VocabError> {
-        let end = self
-            .pos
-            .checked_add(n)
-            .filter(|e| *e <= self.buf.len())
-            .ok_or_else(|| malformed("truncated field"))?;
+        let end =
+            self.pos.checked_add(n).filter(|e| *e <= self.buf.len()).ok_or_else(|| malformed("truncated field"))?;
         let s = &self.buf[self.pos..end];
         self.pos = end;
         Ok(s)
@@ -125,11 +118,7 @@ pub(crate) fn parse_model(buf: &[u8]) -> Result<Vec<Piece>, VocabError> {
 
 fn parse_piece(buf: &[u8]) -> Result<Piece, VocabError> {
     let mut r = Reader::new(buf);
-    let mut p = Piece {
-        piece: Vec::new(),
-        score: 0.0,
-        kind: 1,
-    };
+    let mut p = Piece { piece: Vec::new(), score: 0.0, kind: 1 };
     while !r.done() {
         match r.key()? {
             (1, 2) => p.piece = r.bytes()?.to_vec(),
@@ -143,9 +132,7 @@ fn parse_piece(buf: &[u8]) -> Result<Piece, VocabError> {
 
 /// tokenizer.model's pieces (`NotFound` when the repo has none).
 pub(crate) fn load_pieces(files: &RepoFiles) -> Result<Vec<Piece>, VocabError> {
-    let buf = files
-        .get(FILE)
-        .ok_or_else(|| VocabError::NotFound(FILE.into()))?;
+    let buf = files.get(FILE).ok_or_else(|| VocabError::NotFound(FILE.into()))?;
     parse_model(buf)
 }
 
@@ -166,10 +153,7 @@ pub(crate) fn create_vocab_sentencepiece(inp: &VocabInput) -> Result<TokenArrays
         arr.types[id] = p.gguf_type();
     }
     if pieces.len() > vocab_size {
-        tracing::warn!(
-            vocab_size,
-            "ignoring SentencePiece tokens beyond vocab_size"
-        );
+        tracing::warn!(vocab_size, "ignoring SentencePiece tokens beyond vocab_size");
     }
     apply_added_tokens_json(inp.files, &mut arr)?;
     apply_added_tokens_decoder(inp.files, &mut arr)?;
@@ -177,17 +161,13 @@ pub(crate) fn create_vocab_sentencepiece(inp: &VocabInput) -> Result<TokenArrays
 }
 
 /// added_tokens.json entries inside the vocabulary become USER_DEFINED (−1000).
-pub(crate) fn apply_added_tokens_json(
-    files: &RepoFiles,
-    arr: &mut TokenArrays,
-) -> Result<(), VocabError> {
+pub(crate) fn apply_added_tokens_json(files: &RepoFiles, arr: &mut TokenArrays) -> Result<(), VocabError> {
     let Some(Json::Object(added)) = read_json(files, "added_tokens.json")? else {
         return Ok(());
     };
     for (content, id) in added {
-        let id = id.as_u64().ok_or_else(|| {
-            VocabError::invalid("added_tokens.json", format!("bad id for {content:?}"))
-        })?;
+        let id =
+            id.as_u64().ok_or_else(|| VocabError::invalid("added_tokens.json", format!("bad id for {content:?}")))?;
         set_token(arr, id, content.into_bytes(), USER_DEFINED);
     }
     Ok(())
@@ -212,22 +192,12 @@ pub(crate) fn decoder_entries(config: &Json) -> Result<Vec<(u64, String, bool)>,
     let Some(Json::Object(dec)) = config.get("added_tokens_decoder") else {
         return Ok(Vec::new());
     };
-    let bad = |k: &str| {
-        VocabError::invalid(
-            "tokenizer_config.json",
-            format!("bad added_tokens_decoder entry {k:?}"),
-        )
-    };
+    let bad = |k: &str| VocabError::invalid("tokenizer_config.json", format!("bad added_tokens_decoder entry {k:?}"));
     dec.iter()
         .map(|(k, v)| {
             let id: u64 = k.trim().parse().map_err(|_| bad(k))?;
-            let content = v
-                .get("content")
-                .and_then(Json::as_str)
-                .ok_or_else(|| bad(k))?;
-            let special = v
-                .get("special")
-                .is_some_and(|s| s.as_bool().unwrap_or(!s.is_null()));
+            let content = v.get("content").and_then(Json::as_str).ok_or_else(|| bad(k))?;
+            let special = v.get("special").is_some_and(|s| s.as_bool().unwrap_or(!s.is_null()));
             Ok((id, content.to_string(), special))
         })
         .collect()
@@ -241,30 +211,19 @@ fn apply_added_tokens_decoder(files: &RepoFiles, arr: &mut TokenArrays) -> Resul
         if special || does_token_look_special(&content) {
             set_token(arr, id, content.into_bytes(), CONTROL);
         } else {
-            set_token(
-                arr,
-                id,
-                content.replace('\u{2581}', " ").into_bytes(),
-                USER_DEFINED,
-            );
+            set_token(arr, id, content.replace('\u{2581}', " ").into_bytes(), USER_DEFINED);
         }
     }
     Ok(())
 }
 
 /// `_set_vocab_sentencepiece`.
-pub(super) fn set_vocab_sentencepiece(
-    inp: &VocabInput,
-    kv: &mut KvMap,
-) -> Result<VocabInfo, VocabError> {
+pub(super) fn set_vocab_sentencepiece(inp: &VocabInput, kv: &mut KvMap) -> Result<VocabInfo, VocabError> {
     let arr = create_vocab_sentencepiece(inp)?;
     let n_tokens = arr.tokens.len();
     arr.write(kv, "llama", "default");
     SpecialVocab::load(inp.files, false, None, Some(n_tokens))?.add_to_gguf(kv);
-    Ok(VocabInfo {
-        n_tokens,
-        n_vocab_real: Some(n_tokens),
-    })
+    Ok(VocabInfo { n_tokens, n_vocab_real: Some(n_tokens) })
 }
 
 #[cfg(test)]
@@ -285,11 +244,7 @@ mod tests {
     #[test]
     fn parses_pieces_and_skips_other_fields() {
         let mut model = Vec::new();
-        for (p, s, k) in [
-            ("<unk>", 0.0, Some(2)),
-            ("\u{2581}a", -1.5, None),
-            ("<0x0A>", 0.0, Some(6)),
-        ] {
+        for (p, s, k) in [("<unk>", 0.0, Some(2)), ("\u{2581}a", -1.5, None), ("<0x0A>", 0.0, Some(6))] {
             let inner = piece_bytes(p, s, k);
             model.push(0x0a);
             model.push(inner.len() as u8);
@@ -300,50 +255,20 @@ mod tests {
         assert_eq!(pieces.len(), 3);
         assert_eq!(pieces[1].piece, "\u{2581}a".as_bytes());
         assert_eq!(pieces[1].score, -1.5);
-        assert_eq!(
-            pieces.iter().map(Piece::gguf_type).collect::<Vec<_>>(),
-            vec![UNKNOWN, NORMAL, BYTE]
-        );
+        assert_eq!(pieces.iter().map(Piece::gguf_type).collect::<Vec<_>>(), vec![UNKNOWN, NORMAL, BYTE]);
     }
 
     #[test]
     fn truncated_input_is_an_error_not_a_panic() {
         assert!(parse_model(&[0x0a, 0x10, 0x0a]).is_err());
-        assert!(parse_model(&[
-            0x0a, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01
-        ])
-        .is_err());
+        assert!(parse_model(&[0x0a, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x01]).is_err());
         assert!(parse_model(&[0x0b]).is_err());
     }
 
     #[test]
     fn user_defined_pieces_become_normal() {
-        assert_eq!(
-            Piece {
-                piece: vec![],
-                score: 0.0,
-                kind: 4
-            }
-            .gguf_type(),
-            NORMAL
-        );
-        assert_eq!(
-            Piece {
-                piece: vec![],
-                score: 0.0,
-                kind: 5
-            }
-            .gguf_type(),
-            UNUSED
-        );
-        assert_eq!(
-            Piece {
-                piece: vec![],
-                score: 0.0,
-                kind: 3
-            }
-            .gguf_type(),
-            CONTROL
-        );
+        assert_eq!(Piece { piece: vec![], score: 0.0, kind: 4 }.gguf_type(), NORMAL);
+        assert_eq!(Piece { piece: vec![], score: 0.0, kind: 5 }.gguf_type(), UNUSED);
+        assert_eq!(Piece { piece: vec![], score: 0.0, kind: 3 }.gguf_type(), CONTROL);
     }
 }

@@ -16,9 +16,8 @@ fn hparams(files: &RepoFiles) -> Map<String, Json> {
 
 /// LlamaModel.set_vocab (no tekken/mistral-format/HybridDNA handling).
 fn llama_chain(inp: &VocabInput, kv: &mut KvMap) -> Result<VocabInfo, VocabError> {
-    if let Some(Json::Bool(b)) = read_json(inp.files, "tokenizer_config.json")?
-        .as_ref()
-        .and_then(|c| c.get("add_prefix_space"))
+    if let Some(Json::Bool(b)) =
+        read_json(inp.files, "tokenizer_config.json")?.as_ref().and_then(|c| c.get("add_prefix_space"))
     {
         kv.set("tokenizer.ggml.add_space_prefix", Value::Bool(*b));
     }
@@ -29,21 +28,12 @@ fn llama_chain(inp: &VocabInput, kv: &mut KvMap) -> Result<VocabInfo, VocabError
         },
         other => other?,
     };
-    let vocab_size = inp
-        .hparams
-        .get("vocab_size")
-        .and_then(Json::as_u64)
-        .unwrap_or(32000);
+    let vocab_size = inp.hparams.get("vocab_size").and_then(Json::as_u64).unwrap_or(32000);
     if vocab_size == 32016 {
         add_extra_special_tokens(
             inp,
             kv,
-            &[
-                ("prefix", 32007),
-                ("suffix", 32008),
-                ("middle", 32009),
-                ("eot", 32010),
-            ],
+            &[("prefix", 32007), ("suffix", 32008), ("middle", 32009), ("eot", 32010)],
             info.n_tokens,
         )?;
     }
@@ -72,16 +62,10 @@ fn gemma3_chain(inp: &VocabInput, kv: &mut KvMap) -> Result<VocabInfo, VocabErro
     }
 }
 
-fn check_fixture(
-    repo: &str,
-    chain: fn(&VocabInput, &mut KvMap) -> Result<VocabInfo, VocabError>,
-) -> VocabInfo {
+fn check_fixture(repo: &str, chain: fn(&VocabInput, &mut KvMap) -> Result<VocabInfo, VocabError>) -> VocabInfo {
     let files = fixture_files(repo);
     let hp = hparams(&files);
-    let inp = VocabInput {
-        files: &files,
-        hparams: &hp,
-    };
+    let inp = VocabInput { files: &files, hparams: &hp };
     let mut kv = KvMap::new();
     let start = std::time::Instant::now();
     let info = chain(&inp, &mut kv).unwrap_or_else(|e| panic!("{repo}: {e}"));
@@ -130,13 +114,7 @@ fn gemma3_without_tokenizer_model_uses_gpt2() {
 
 #[test]
 fn tokens_that_look_special() {
-    for t in [
-        "<pad>",
-        "<|im_end|>",
-        "<\u{ff5c}x\u{ff5c}>",
-        "<unused12>",
-        "[@BOS@]",
-    ] {
+    for t in ["<pad>", "<|im_end|>", "<\u{ff5c}x\u{ff5c}>", "<unused12>", "[@BOS@]"] {
         assert!(does_token_look_special(t), "{t}");
     }
     for t in ["<s>", "<|x", "pad", "<unused"] {
