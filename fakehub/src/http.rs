@@ -232,7 +232,9 @@ pub async fn write_response(stream: &mut TcpStream, mut resp: Response, faults: 
 async fn cut(stream: &mut TcpStream, reset: bool) -> std::io::Result<Written> {
     stream.flush().await?;
     if reset {
-        // SO_LINGER 0 makes the close send RST, like a dropped connection mid-transfer.
+        // SO_LINGER 0 makes the close send RST, like a dropped connection mid-transfer. A zero
+        // linger never blocks on drop, which is what the deprecation warns about.
+        #[allow(deprecated)]
         stream.set_linger(Some(Duration::ZERO))?;
     } else {
         stream.shutdown().await?;

@@ -30,6 +30,8 @@ use routes::Ctx;
 /// One request as the fake saw it, for asserting client behaviour.
 #[derive(Debug, Clone, Serialize)]
 pub struct LogEntry {
+    /// Request number (unique per fake).
+    pub id: u64,
     pub method: String,
     /// Path and query.
     pub path: String,
@@ -40,8 +42,10 @@ pub struct LogEntry {
     /// `"hub"` or `"cdn"`.
     pub listener: String,
     pub status: u16,
-    /// Milliseconds since the fake started, when the request arrived and when its response ended.
+    /// Milliseconds since the fake started when the request arrived.
     pub start_ms: f64,
+    /// When the response was fully written (or cut); equal to `start_ms` until then. The entry is
+    /// logged before the response is sent, so a client never sees a response the log lacks.
     pub end_ms: f64,
 }
 
@@ -179,27 +183,31 @@ async fn serve_connection(stream: TcpStream, state: Arc<State>, which: &'static 
         if active.sleep_before_ms > 0 {
             tokio::time::sleep(Duration::from_millis(active.sleep_before_ms)).await;
         }
-        let resp = respond(&state, &req, which, &active);
-        let status = resp.status;
-        let written = http::write_response(reader.get_mut(), resp, &active).await;
+        let id = state.request_ids.fetch_add(1, Ordering::Relaxed);
+        let resp = respond(&state, &req, which, &active, id);
         state.log().push(LogEntry {
+            id,
             method: req.method.clone(),
             path: req.target.clone(),
             range: req.header("range").map(str::to_string),
             authorization: req.header("authorization").is_some(),
             listener: which.to_string(),
-            status,
+            status: resp.status,
             start_ms,
-            end_ms: state.ms(),
+            end_ms: start_ms,
         });
+        let written = http::write_response(reader.get_mut(), resp, &active).await;
+        let end_ms = state.ms();
+        if let Some(e) = state.log().iter_mut().rev().find(|e| e.id == id) {
+            e.end_ms = end_ms;
+        }
         if !matches!(written, Ok(Written::Complete)) || !keep_alive {
             return;
         }
     }
 }
 
-fn respond(state: &State, req: &Request, which: &str, active: &faults::ActiveFaults) -> Response {
-    let id = state.request_ids.fetch_add(1, Ordering::Relaxed);
+fn respond(state: &State, req: &Request, which: &str, active: &faults::ActiveFaults, id: u64) -> Response {
     let mut resp = if let Some(forced) = &active.status {
         forced_status(forced)
     } else if active.reject_auth && req.header("authorization").is_some() {
