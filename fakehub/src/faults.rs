@@ -83,7 +83,16 @@ pub struct FaultRule {
 impl FaultRule {
     /// A rule that applies `action` to every request whose target contains `matches`.
     pub fn new(matches: impl Into<String>, action: FaultAction) -> Self {
-        Self { matches: matches.into(), method: None, listener: None, times: None, after: 0, action, seen: 0, applied: 0 }
+        Self {
+            matches: matches.into(),
+            method: None,
+            listener: None,
+            times: None,
+            after: 0,
+            action,
+            seen: 0,
+            applied: 0,
+        }
     }
 
     /// Limits the rule to `n` hits.
@@ -112,7 +121,10 @@ impl FaultRule {
 
     fn hit(&mut self, method: &str, target: &str, listener: &str) -> bool {
         if !target.contains(&self.matches)
-            || self.method.as_deref().is_some_and(|m| !m.eq_ignore_ascii_case(method))
+            || self
+                .method
+                .as_deref()
+                .is_some_and(|m| !m.eq_ignore_ascii_case(method))
             || self.listener.as_deref().is_some_and(|l| l != listener)
         {
             return false;
@@ -152,7 +164,10 @@ pub fn select(rules: &mut [FaultRule], method: &str, target: &str, listener: &st
                 f.status.get_or_insert_with(|| a.clone());
             }
             FaultAction::SleepBeforeHeaders { ms } => f.sleep_before_ms += ms,
-            FaultAction::SlowBody { sleep_ms, bytes_per_sec } => {
+            FaultAction::SlowBody {
+                sleep_ms,
+                bytes_per_sec,
+            } => {
                 f.sleep_before_ms += sleep_ms;
                 f.bytes_per_sec = bytes_per_sec.or(f.bytes_per_sec);
             }
@@ -160,7 +175,9 @@ pub fn select(rules: &mut [FaultRule], method: &str, target: &str, listener: &st
             FaultAction::ResetMidBody { after_bytes } => f.cut = Some((*after_bytes, true)),
             FaultAction::ShortBody { after_bytes } => f.cut = Some((*after_bytes, false)),
             FaultAction::IgnoreRange => f.ignore_range = true,
-            FaultAction::WrongContentRange { shift, total_delta } => f.wrong_content_range = Some((*shift, *total_delta)),
+            FaultAction::WrongContentRange { shift, total_delta } => {
+                f.wrong_content_range = Some((*shift, *total_delta))
+            }
             FaultAction::CorruptBytes { offset, xor } => f.corrupt = Some((*offset, *xor)),
             FaultAction::CdnRejectAuth => f.reject_auth = true,
         }
@@ -180,15 +197,22 @@ mod tests {
                 {"match":"y","action":"rate_limit","retry_after":0,"after":2}]"#,
         )
         .unwrap();
-        assert_eq!(rules[0].action, FaultAction::ResetMidBody { after_bytes: 10 });
+        assert_eq!(
+            rules[0].action,
+            FaultAction::ResetMidBody { after_bytes: 10 }
+        );
         assert_eq!(rules[1].action, FaultAction::IgnoreRange);
         assert_eq!(rules[2].after, 2);
     }
 
     #[test]
     fn times_and_after_limit_hits() {
-        let mut rules = vec![FaultRule::new("a", FaultAction::IgnoreRange).after(1).times(2)];
-        let hits: Vec<bool> = (0..5).map(|_| select(&mut rules, "GET", "/a", "hub").ignore_range).collect();
+        let mut rules = vec![FaultRule::new("a", FaultAction::IgnoreRange)
+            .after(1)
+            .times(2)];
+        let hits: Vec<bool> = (0..5)
+            .map(|_| select(&mut rules, "GET", "/a", "hub").ignore_range)
+            .collect();
         assert_eq!(hits, [false, true, true, false, false]);
         assert!(!select(&mut rules, "GET", "/b", "hub").ignore_range);
     }

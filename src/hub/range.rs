@@ -17,8 +17,18 @@ impl HubClient {
     /// Sends `Range: bytes=start-(end-1)`, follows the redirect to the CDN (without the token),
     /// verifies the answer, and resumes from the exact byte reached when a body is cut. A server
     /// that ignores Range (200) is accepted only for files up to `SMALL_FILE_LIMIT`, sliced here.
-    pub async fn read_range(&self, repo: &str, sha: &str, path: &str, range: Range<u64>) -> Result<Bytes, HubError> {
-        let target = Target { repo, revision: sha, path };
+    pub async fn read_range(
+        &self,
+        repo: &str,
+        sha: &str,
+        path: &str,
+        range: Range<u64>,
+    ) -> Result<Bytes, HubError> {
+        let target = Target {
+            repo,
+            revision: sha,
+            path,
+        };
         if range.start > range.end {
             return Err(HubError::InvalidRequest {
                 repo: repo.into(),
@@ -35,7 +45,10 @@ impl HubClient {
         let mut attempt = 0;
         loop {
             let pos = range.start + out.len() as u64;
-            let err = match self.read_once(&target, &url, pos, range.end, &mut out).await {
+            let err = match self
+                .read_once(&target, &url, pos, range.end, &mut out)
+                .await
+            {
                 Ok(()) => return Ok(out.freeze()),
                 Err(e) => e,
             };
@@ -69,7 +82,9 @@ impl HubClient {
             StatusCode::OK => {
                 let total = resp.content_length();
                 match total {
-                    Some(t) if t >= end && t <= SMALL_FILE_LIMIT => append_body(target, resp, pos, end - pos, out).await,
+                    Some(t) if t >= end && t <= SMALL_FILE_LIMIT => {
+                        append_body(target, resp, pos, end - pos, out).await
+                    }
                     _ => Err(target.bad(format!(
                         "server ignored the Range header (200 with {} bytes) for bytes {pos}-{}",
                         total.map_or("unknown".into(), |t| t.to_string()),
@@ -83,22 +98,33 @@ impl HubClient {
 }
 
 /// Checks `Content-Range: bytes a-b/total` and `Content-Length` against the request exactly.
-fn check_content_range(target: &Target<'_>, resp: &Response, pos: u64, end: u64) -> Result<(), HubError> {
+fn check_content_range(
+    target: &Target<'_>,
+    resp: &Response,
+    pos: u64,
+    end: u64,
+) -> Result<(), HubError> {
     let raw = resp
         .headers()
         .get(CONTENT_RANGE)
         .and_then(|v| v.to_str().ok())
         .ok_or_else(|| target.bad("206 without Content-Range"))?;
-    let (first, last, total) =
-        parse_content_range(raw).ok_or_else(|| target.bad(format!("malformed Content-Range {raw:?}")))?;
+    let (first, last, total) = parse_content_range(raw)
+        .ok_or_else(|| target.bad(format!("malformed Content-Range {raw:?}")))?;
     if first != pos || last != end - 1 {
-        return Err(target.bad(format!("asked for bytes {pos}-{}, got Content-Range {raw:?}", end - 1)));
+        return Err(target.bad(format!(
+            "asked for bytes {pos}-{}, got Content-Range {raw:?}",
+            end - 1
+        )));
     }
     if let Some(t) = total.filter(|&t| t <= last) {
         return Err(target.bad(format!("Content-Range {raw:?} ends past its total {t}")));
     }
     if let Some(len) = resp.content_length().filter(|&l| l != end - pos) {
-        return Err(target.bad(format!("Content-Length {len} for a {}-byte range", end - pos)));
+        return Err(target.bad(format!(
+            "Content-Length {len} for a {}-byte range",
+            end - pos
+        )));
     }
     Ok(())
 }
@@ -147,9 +173,20 @@ async fn append_body(
         if piece.len() as u64 > room && skip == 0 && resp.status() == StatusCode::PARTIAL_CONTENT {
             return Err(target.bad(format!("206 body longer than the {take} bytes asked for")));
         }
-        out.extend_from_slice(piece.get(..room.min(piece.len() as u64) as usize).unwrap_or_default());
+        out.extend_from_slice(
+            piece
+                .get(..room.min(piece.len() as u64) as usize)
+                .unwrap_or_default(),
+        );
     }
-    if resp.status() == StatusCode::PARTIAL_CONTENT && resp.chunk().await.ok().flatten().is_some_and(|c| !c.is_empty()) {
+    if resp.status() == StatusCode::PARTIAL_CONTENT
+        && resp
+            .chunk()
+            .await
+            .ok()
+            .flatten()
+            .is_some_and(|c| !c.is_empty())
+    {
         return Err(target.bad(format!("206 body longer than the {take} bytes asked for")));
     }
     Ok(())
@@ -161,7 +198,10 @@ mod tests {
 
     #[test]
     fn content_range_parses_and_rejects_garbage() {
-        assert_eq!(parse_content_range("bytes 0-9/100"), Some((0, 9, Some(100))));
+        assert_eq!(
+            parse_content_range("bytes 0-9/100"),
+            Some((0, 9, Some(100)))
+        );
         assert_eq!(parse_content_range("bytes 5-5/*"), Some((5, 5, None)));
         assert_eq!(parse_content_range("bytes 9-0/100"), None);
         assert_eq!(parse_content_range("items 0-9/100"), None);
