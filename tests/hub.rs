@@ -462,3 +462,59 @@ async fn persistent_errors_are_not_retried_and_budgets_end() {
     c.resolve_revision(SMOL, "nope").await.unwrap_err();
     assert_eq!(hub.take_log().len(), 1, "a 404 is never retried");
 }
+
+#[tokio::test]
+async fn stalled_body_times_out_and_resumes() {
+    let hub = start_hub();
+    let mut cfg = config(&hub);
+    cfg.read_timeout = std::time::Duration::from_millis(300);
+    let c = ggufs::hub::HubClient::new(cfg).unwrap();
+    let data = file_bytes(SMOL, "model.safetensors");
+    hub.set_faults(vec![FaultRule::new(
+        "/_cdn/",
+        FaultAction::StallMidBody {
+            after_bytes: 50_000,
+            ms: 3_000,
+        },
+    )
+    .times(1)]);
+    let started = std::time::Instant::now();
+    let got = c
+        .read_range(SMOL, &fake_commit(SMOL), "model.safetensors", 0..500_000)
+        .await
+        .unwrap();
+    assert_eq!(&got[..], &data[..500_000]);
+    assert!(
+        started.elapsed().as_millis() < 2_500,
+        "did not time out the stall: {:?}",
+        started.elapsed()
+    );
+    let cdn: Vec<LogEntry> = hub
+        .take_log()
+        .into_iter()
+        .filter(|e| e.listener == "cdn")
+        .collect();
+    assert_eq!(cdn.len(), 2, "{cdn:#?}");
+    assert_ne!(
+        cdn[1].range.as_deref(),
+        Some("bytes=0-499999"),
+        "resume must not restart from 0"
+    );
+}
+
+#[tokio::test]
+async fn range_past_the_end_is_an_error() {
+    let hub = start_hub();
+    let n = file_bytes(SMOL, "config.json").len() as u64;
+    let e = client(&hub)
+        .read_range(SMOL, &fake_commit(SMOL), "config.json", n + 10..n + 20)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, HubError::Http { status: 416, .. }), "{e}");
+    // A range running past EOF is clamped by the server; the client must notice it is short.
+    let e = client(&hub)
+        .read_range(SMOL, &fake_commit(SMOL), "config.json", n - 5..n + 5)
+        .await
+        .unwrap_err();
+    assert!(matches!(e, HubError::BadResponse { .. }), "{e}");
+}
