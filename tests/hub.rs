@@ -518,3 +518,43 @@ async fn range_past_the_end_is_an_error() {
         .unwrap_err();
     assert!(matches!(e, HubError::BadResponse { .. }), "{e}");
 }
+
+#[tokio::test]
+async fn cdn_location_is_reused_and_refreshed_when_refused() {
+    let hub = start_hub();
+    let c = client(&hub);
+    let sha = fake_commit(SMOL);
+    let data = file_bytes(SMOL, "model.safetensors");
+    c.read_range(SMOL, &sha, "model.safetensors", 0..10)
+        .await
+        .unwrap();
+    hub.take_log();
+    c.read_range(SMOL, &sha, "model.safetensors", 10..20)
+        .await
+        .unwrap();
+    let log = hub.take_log();
+    assert_eq!(
+        log.len(),
+        1,
+        "second read must go straight to the CDN: {log:#?}"
+    );
+    assert_eq!(log[0].listener, "cdn");
+    // An expired signed URL (403 from the CDN) makes the client resolve again.
+    hub.set_faults(vec![FaultRule::new(
+        "/_cdn/",
+        FaultAction::Status {
+            code: 403,
+            x_error_code: None,
+            message: Some("Request has expired".into()),
+            headers: Default::default(),
+        },
+    )
+    .times(1)]);
+    let got = c
+        .read_range(SMOL, &sha, "model.safetensors", 20..30)
+        .await
+        .unwrap();
+    assert_eq!(&got[..], &data[20..30]);
+    let listeners: Vec<String> = hub.take_log().into_iter().map(|e| e.listener).collect();
+    assert_eq!(listeners, ["cdn", "hub", "cdn"]);
+}

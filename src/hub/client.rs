@@ -39,6 +39,9 @@ pub struct HubClient {
     pub(crate) cfg: HubConfig,
     pub(crate) http: reqwest::Client,
     endpoint_origin: reqwest::Url,
+    /// Where each resolve URL last redirected (the signed CDN URL), so repeated range reads of a
+    /// file skip the Hub round trip. Shared by clones.
+    pub(crate) locations: super::range::LocationCache,
 }
 
 impl std::fmt::Debug for HubClient {
@@ -68,6 +71,7 @@ impl HubClient {
             cfg,
             http,
             endpoint_origin,
+            locations: Default::default(),
         })
     }
 

@@ -2,16 +2,75 @@
 //! trusts the server blindly would silently splice wrong bytes into a GGUF, so every response
 //! is checked (206, Content-Range, length) and a cut body is resumed from the byte reached.
 
+use std::collections::HashMap;
 use std::ops::Range;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use reqwest::header::CONTENT_RANGE;
-use reqwest::{Response, StatusCode};
+use reqwest::{Response, StatusCode, Url};
+use tracing::debug;
 
 use super::client::{HubClient, SMALL_FILE_LIMIT};
 use super::error::{HubError, Target};
 
+/// Signed CDN URLs expire after about an hour (hub-spec §5); reuse them for less than that.
+const LOCATION_TTL: Duration = Duration::from_secs(50 * 60);
+/// Bound on remembered locations; the cache is simply emptied when it is full.
+const LOCATION_CAP: usize = 4096;
+
+/// Resolve URL → (final URL after redirects, when it was learned).
+pub(crate) type LocationCache = Arc<Mutex<HashMap<String, (Url, Instant)>>>;
+
 impl HubClient {
+    fn cached_location(&self, resolve_url: &str) -> Option<Url> {
+        let map = self.locations.lock().unwrap_or_else(|e| e.into_inner());
+        map.get(resolve_url)
+            .filter(|(_, at)| at.elapsed() < LOCATION_TTL)
+            .map(|(u, _)| u.clone())
+    }
+
+    fn remember_location(&self, resolve_url: &str, location: Url) {
+        let mut map = self.locations.lock().unwrap_or_else(|e| e.into_inner());
+        if map.len() >= LOCATION_CAP {
+            map.clear();
+        }
+        map.insert(resolve_url.to_string(), (location, Instant::now()));
+    }
+
+    fn forget_location(&self, resolve_url: &str) {
+        self.locations
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(resolve_url);
+    }
+
+    /// Sends the ranged GET, straight to the remembered CDN URL when there is one. A definite
+    /// refusal there (expired signature: 403...) falls back to resolving again.
+    async fn send_ranged(
+        &self,
+        target: &Target<'_>,
+        url: &str,
+        span: (u64, u64),
+    ) -> Result<Response, HubError> {
+        if let Some(loc) = self.cached_location(url) {
+            match self.send(target, loc.as_str(), Some(span)).await {
+                Ok(resp) => return Ok(resp),
+                Err(e) if e.is_retryable() => return Err(e),
+                Err(e) => {
+                    debug!(error = %e, "cached CDN location refused; resolving again");
+                    self.forget_location(url);
+                }
+            }
+        }
+        let resp = self.send(target, url, Some(span)).await?;
+        if resp.url().as_str() != url {
+            self.remember_location(url, resp.url().clone());
+        }
+        Ok(resp)
+    }
+
     /// The bytes `[range.start, range.end)` of `path` at commit `sha`.
     ///
     /// Sends `Range: bytes=start-(end-1)`, follows the redirect to the CDN (without the token),
@@ -73,7 +132,7 @@ impl HubClient {
         end: u64,
         out: &mut BytesMut,
     ) -> Result<(), HubError> {
-        let resp = self.send(target, url, Some((pos, end - 1))).await?;
+        let resp = self.send_ranged(target, url, (pos, end - 1)).await?;
         match resp.status() {
             StatusCode::PARTIAL_CONTENT => {
                 check_content_range(target, &resp, pos, end)?;
