@@ -1,3 +1,7 @@
-fn main() {
-    println!("ggufs");
+//! The `ggufs` command line.
+
+mod cli;
+
+fn main() -> std::process::ExitCode {
+    cli::main()
 }

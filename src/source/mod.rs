@@ -6,6 +6,10 @@ use std::collections::BTreeMap;
 
 use crate::safetensors::Dtype;
 
+mod fetch;
+
+pub use fetch::{fetch_source, is_remote_metadata_file, SourceError, SHARD_HEADER_PROBE};
+
 /// Small repo files (config.json, tokenizer files, README.md...) by repo path.
 #[derive(Debug, Clone, Default)]
 pub struct RepoFiles {

@@ -1,0 +1,96 @@
+//! Command-line front end. Each subcommand lives in its own file; this module parses arguments,
+//! sets up logging and the async runtime, and turns errors into exit codes.
+
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+mod inspect;
+
+/// Hugging Face Hub models as virtual GGUF files.
+#[derive(Parser)]
+#[command(name = "ggufs", version, about)]
+struct Cli {
+    /// More logging (-v info, -vv debug, -vvv trace); RUST_LOG overrides.
+    #[arg(short, long, action = clap::ArgAction::Count, global = true)]
+    verbose: u8,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Describe a Hub model from metadata only: commit, files, tensors, parameter count.
+    Inspect(inspect::InspectArgs),
+}
+
+/// Parses the command line and runs it.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.verbose);
+    let result = match cli.command {
+        Command::Inspect(args) => runtime().and_then(|rt| rt.block_on(inspect::run(args))),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    Ok(tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?)
+}
+
+/// Logs go to stderr so that `--json` output on stdout stays machine-readable.
+fn init_logging(verbose: u8) {
+    let default = match verbose {
+        0 => "warn",
+        1 => "info",
+        2 => "debug",
+        _ => "trace",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .try_init();
+}
+
+/// Splits `ORG/REPO[@REV]` into the repo id and the revision (`main` by default).
+pub fn parse_repo_ref(s: &str) -> anyhow::Result<(String, String)> {
+    let (repo, rev) = match s.split_once('@') {
+        Some((r, v)) => (r, v),
+        None => (s, "main"),
+    };
+    anyhow::ensure!(
+        repo.split('/').count() == 2 && repo.split('/').all(|p| !p.is_empty()) && !rev.is_empty(),
+        "expected ORG/REPO[@REVISION], got {s:?}"
+    );
+    Ok((repo.to_string(), rev.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn repo_refs_parse() {
+        assert_eq!(
+            parse_repo_ref("a/b").unwrap(),
+            ("a/b".into(), "main".into())
+        );
+        assert_eq!(
+            parse_repo_ref("a/b@v1").unwrap(),
+            ("a/b".into(), "v1".into())
+        );
+        assert!(parse_repo_ref("ab").is_err());
+        assert!(parse_repo_ref("a/b@").is_err());
+        assert!(parse_repo_ref("a//b").is_err());
+    }
+}

@@ -1,0 +1,160 @@
+//! Shared support for integration tests: a fake Hub over the shared fixtures and clients for it.
+//! Tests fail (never skip) when the fixtures are missing.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use ggufs::hub::{HubClient, HubConfig, RetryConfig};
+use ggufs_fakehub::FakeHub;
+
+/// The seven public fixture repos.
+pub const FIXTURES: [&str; 7] = [
+    "HuggingFaceTB/SmolLM2-135M-Instruct",
+    "Qwen/Qwen2.5-0.5B-Instruct",
+    "mistralai/Mistral-7B-Instruct-v0.3",
+    "microsoft/Phi-3.5-mini-instruct",
+    "openai-community/gpt2",
+    "mistralai/Mixtral-8x7B-v0.1",
+    "google/gemma-3-1b-it",
+];
+
+/// The project's shared directory (`$GGUFS_SHARED_DIR` or `../shared` beside the repo).
+pub fn shared_dir() -> PathBuf {
+    std::env::var_os("GGUFS_SHARED_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared"))
+}
+
+/// `<shared>/fixtures/hub`, checked to hold every fixture repo.
+pub fn fixtures_root() -> PathBuf {
+    let root = shared_dir().join("fixtures/hub");
+    for repo in FIXTURES {
+        assert!(
+            root.join(repo).join("config.json").is_file(),
+            "fixture {repo} missing under {}",
+            root.display()
+        );
+    }
+    root
+}
+
+/// A fixture repo's directory.
+pub fn fixture_dir(repo: &str) -> PathBuf {
+    fixtures_root().join(repo)
+}
+
+/// A fake Hub serving the shared fixtures.
+pub fn start_hub() -> FakeHub {
+    start_hub_at(&fixtures_root())
+}
+
+/// A fake Hub serving `root`.
+pub fn start_hub_at(root: &Path) -> FakeHub {
+    FakeHub::start(root).expect("start fake hub")
+}
+
+/// Client config for `hub` with fast retries (tests must not sleep for seconds).
+pub fn config(hub: &FakeHub) -> HubConfig {
+    HubConfig::new(hub.endpoint()).with_retry(RetryConfig {
+        max_retries: 4,
+        base_delay: Duration::from_millis(5),
+        max_delay: Duration::from_millis(200),
+    })
+}
+
+/// An anonymous client for `hub`.
+pub fn client(hub: &FakeHub) -> HubClient {
+    HubClient::new(config(hub)).expect("client")
+}
+
+/// A client for `hub` sending `token`.
+pub fn client_with_token(hub: &FakeHub, token: &str) -> HubClient {
+    HubClient::new(config(hub).with_token(Some(token.to_string()))).expect("client")
+}
+
+/// The fake Hub's commit for `repo`.
+pub fn fake_commit(repo: &str) -> String {
+    ggufs_fakehub::fake_commit(repo)
+}
+
+/// A temp root holding a copy of `repo`'s small files (config.json, README.md) under `new_id`,
+/// with `flags` written as its `.fakehub.json`.
+pub fn repo_copy_with_flags(
+    repo: &str,
+    new_id: &str,
+    flags: &serde_json::Value,
+) -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let dst = tmp.path().join(new_id);
+    std::fs::create_dir_all(&dst).expect("mkdir");
+    for f in ["config.json", "README.md"] {
+        std::fs::copy(fixture_dir(repo).join(f), dst.join(f)).expect("copy fixture file");
+    }
+    std::fs::write(dst.join(".fakehub.json"), flags.to_string()).expect("write flags");
+    tmp
+}
+
+/// One tensor as an independent reading of a safetensors file sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawTensor {
+    pub name: String,
+    pub dtype: String,
+    pub shape: Vec<u64>,
+    pub start: u64,
+    pub len: u64,
+}
+
+/// Parses a safetensors file without the library: LE u64 length, JSON, absolute offsets.
+pub fn raw_tensors(path: &Path) -> Vec<RawTensor> {
+    let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    let mut out: Vec<RawTensor> = header
+        .iter()
+        .filter(|(k, _)| *k != "__metadata__")
+        .map(|(name, v)| {
+            let offs: Vec<u64> = v["data_offsets"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .map(|x| x.as_u64().unwrap())
+                .collect();
+            RawTensor {
+                name: name.clone(),
+                dtype: v["dtype"].as_str().unwrap().to_string(),
+                shape: v["shape"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|x| x.as_u64().unwrap())
+                    .collect(),
+                start: 8 + n as u64 + offs[0],
+                len: offs[1] - offs[0],
+            }
+        })
+        .collect();
+    out.sort_by(|a, b| a.name.cmp(&b.name));
+    out
+}
+
+/// The shard files of a fixture repo, in the reference's order.
+pub fn fixture_shards(repo: &str) -> Vec<String> {
+    let dir = fixture_dir(repo);
+    if dir.join("model.safetensors").is_file() {
+        return vec!["model.safetensors".into()];
+    }
+    let index: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("model.safetensors.index.json")).unwrap())
+            .unwrap();
+    let mut shards: Vec<String> = index["weight_map"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_str().unwrap().to_string())
+        .collect();
+    shards.sort();
+    shards.dedup();
+    shards
+}
