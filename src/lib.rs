@@ -12,6 +12,7 @@ pub mod metadata;
 pub mod plan;
 pub mod pull;
 pub mod quant;
+pub mod remote;
 pub mod safetensors;
 pub mod source;
 pub mod vfile;

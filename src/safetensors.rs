@@ -107,10 +107,8 @@ pub enum SafetensorsError {
 
 /// The JSON header's length, from the first 8 bytes of a file (little-endian u64).
 pub fn header_len(prefix: &[u8]) -> Result<u64, SafetensorsError> {
-    let bytes: [u8; 8] = prefix
-        .get(..8)
-        .and_then(|b| b.try_into().ok())
-        .ok_or(SafetensorsError::TooShort(prefix.len()))?;
+    let bytes: [u8; 8] =
+        prefix.get(..8).and_then(|b| b.try_into().ok()).ok_or(SafetensorsError::TooShort(prefix.len()))?;
     let len = u64::from_le_bytes(bytes);
     if len > MAX_HEADER_LEN {
         return Err(SafetensorsError::HeaderTooLong(len));
@@ -128,21 +126,14 @@ pub fn parse_header(json: &[u8], file_size: u64) -> Result<Vec<HeaderTensor>, Sa
     }
     let data_start = 8 + header_len;
     if data_start > file_size {
-        return Err(SafetensorsError::HeaderPastEnd {
-            header_len,
-            file_size,
-        });
+        return Err(SafetensorsError::HeaderPastEnd { header_len, file_size });
     }
-    let value: serde_json::Value =
-        serde_json::from_slice(json).map_err(|e| SafetensorsError::Json(e.to_string()))?;
+    let value: serde_json::Value = serde_json::from_slice(json).map_err(|e| SafetensorsError::Json(e.to_string()))?;
     let map = value.as_object().ok_or(SafetensorsError::NotAnObject)?;
     let data_len = file_size - data_start;
     let mut tensors = Vec::with_capacity(map.len());
     for (name, entry) in map.iter().filter(|(k, _)| k.as_str() != "__metadata__") {
-        let bad = |problem: String| SafetensorsError::Tensor {
-            name: name.clone(),
-            problem,
-        };
+        let bad = |problem: String| SafetensorsError::Tensor { name: name.clone(), problem };
         let (dtype, shape, begin, end) = parse_entry(entry).map_err(bad)?;
         let n_bytes = shape
             .iter()
@@ -156,17 +147,9 @@ pub fn parse_header(json: &[u8], file_size: u64) -> Result<Vec<HeaderTensor>, Sa
             )));
         }
         if end > data_len {
-            return Err(bad(format!(
-                "data_offsets [{begin}, {end}] run past the {data_len}-byte data section"
-            )));
+            return Err(bad(format!("data_offsets [{begin}, {end}] run past the {data_len}-byte data section")));
         }
-        tensors.push(HeaderTensor {
-            name: name.clone(),
-            dtype,
-            shape,
-            start: data_start + begin,
-            len: n_bytes,
-        });
+        tensors.push(HeaderTensor { name: name.clone(), dtype, shape, start: data_start + begin, len: n_bytes });
     }
     check_disjoint(&tensors)?;
     tensors.sort_by(|a, b| a.name.cmp(&b.name));
@@ -176,38 +159,21 @@ pub fn parse_header(json: &[u8], file_size: u64) -> Result<Vec<HeaderTensor>, Sa
 /// `(dtype, shape, begin, end)` of one header entry, or what is wrong with it.
 fn parse_entry(entry: &serde_json::Value) -> Result<(Dtype, Vec<u64>, u64, u64), String> {
     let obj = entry.as_object().ok_or("entry is not a JSON object")?;
-    let dtype_str = obj
-        .get("dtype")
-        .and_then(|d| d.as_str())
-        .ok_or("missing or non-string dtype")?;
-    let dtype =
-        Dtype::parse(dtype_str).ok_or_else(|| format!("unsupported dtype {dtype_str:?}"))?;
+    let dtype_str = obj.get("dtype").and_then(|d| d.as_str()).ok_or("missing or non-string dtype")?;
+    let dtype = Dtype::parse(dtype_str).ok_or_else(|| format!("unsupported dtype {dtype_str:?}"))?;
     let shape = obj
         .get("shape")
         .and_then(|s| s.as_array())
         .ok_or("missing or non-array shape")?
         .iter()
-        .map(|d| {
-            d.as_u64()
-                .ok_or_else(|| format!("shape entry {d} is not a non-negative integer"))
-        })
+        .map(|d| d.as_u64().ok_or_else(|| format!("shape entry {d} is not a non-negative integer")))
         .collect::<Result<Vec<u64>, String>>()?;
-    let offsets = obj
-        .get("data_offsets")
-        .and_then(|o| o.as_array())
-        .ok_or("missing or non-array data_offsets")?;
+    let offsets = obj.get("data_offsets").and_then(|o| o.as_array()).ok_or("missing or non-array data_offsets")?;
     let (begin, end) = match offsets.as_slice() {
         [b, e] => (b.as_u64(), e.as_u64()),
-        _ => {
-            return Err(format!(
-                "data_offsets has {} entries, expected 2",
-                offsets.len()
-            ))
-        }
+        _ => return Err(format!("data_offsets has {} entries, expected 2", offsets.len())),
     };
-    let (begin, end) = begin
-        .zip(end)
-        .ok_or("data_offsets are not non-negative integers")?;
+    let (begin, end) = begin.zip(end).ok_or("data_offsets are not non-negative integers")?;
     if begin > end {
         return Err(format!("data_offsets [{begin}, {end}] are reversed"));
     }
@@ -221,10 +187,7 @@ fn check_disjoint(tensors: &[HeaderTensor]) -> Result<(), SafetensorsError> {
     for pair in by_start.windows(2) {
         if let [a, b] = pair {
             if b.start < a.start + a.len {
-                return Err(SafetensorsError::Overlap {
-                    first: a.name.clone(),
-                    second: b.name.clone(),
-                });
+                return Err(SafetensorsError::Overlap { first: a.name.clone(), second: b.name.clone() });
             }
         }
     }
@@ -238,8 +201,7 @@ mod tests {
 
     /// The header JSON and size of a real fixture file.
     fn fixture_header() -> (Vec<u8>, u64) {
-        let path = crate::testutil::fixture_dir("HuggingFaceTB/SmolLM2-135M-Instruct")
-            .join("model.safetensors");
+        let path = crate::testutil::fixture_dir("HuggingFaceTB/SmolLM2-135M-Instruct").join("model.safetensors");
         let bytes = std::fs::read(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
         let len = header_len(&bytes).unwrap() as usize;
         (bytes[8..8 + len].to_vec(), bytes.len() as u64)
@@ -256,18 +218,10 @@ mod tests {
         let tensors = parse_header(&json, size).unwrap();
         assert!(tensors.len() > 10);
         assert!(tensors.windows(2).all(|w| w[0].name < w[1].name));
-        let embed = tensors
-            .iter()
-            .find(|t| t.name == "model.embed_tokens.weight")
-            .unwrap();
-        assert_eq!(
-            (embed.dtype, embed.shape.clone()),
-            (Dtype::BF16, vec![49152, 64])
-        );
+        let embed = tensors.iter().find(|t| t.name == "model.embed_tokens.weight").unwrap();
+        assert_eq!((embed.dtype, embed.shape.clone()), (Dtype::BF16, vec![49152, 64]));
         assert_eq!(embed.len, 49152 * 64 * 2);
-        assert!(tensors
-            .iter()
-            .all(|t| t.start >= 8 + json.len() as u64 && t.start + t.len <= size));
+        assert!(tensors.iter().all(|t| t.start >= 8 + json.len() as u64 && t.start + t.len <= size));
     }
 
     #[test]
@@ -275,32 +229,20 @@ mod tests {
         assert_eq!(header_len(&[1, 0, 0, 0, 0, 0, 0, 0, 9]), Ok(1));
         assert_eq!(header_len(&[1, 2, 3]), Err(SafetensorsError::TooShort(3)));
         let big = (MAX_HEADER_LEN + 1).to_le_bytes();
-        assert_eq!(
-            header_len(&big),
-            Err(SafetensorsError::HeaderTooLong(MAX_HEADER_LEN + 1))
-        );
+        assert_eq!(header_len(&big), Err(SafetensorsError::HeaderTooLong(MAX_HEADER_LEN + 1)));
     }
 
     #[test]
     fn truncated_json_is_rejected() {
         let (json, size) = fixture_header();
         let cut = &json[..json.len() / 2];
-        assert!(matches!(
-            parse_header(cut, size),
-            Err(SafetensorsError::Json(_))
-        ));
-        assert_eq!(
-            parse_header(b"[1,2]", 100),
-            Err(SafetensorsError::NotAnObject)
-        );
+        assert!(matches!(parse_header(cut, size), Err(SafetensorsError::Json(_))));
+        assert_eq!(parse_header(b"[1,2]", 100), Err(SafetensorsError::NotAnObject));
     }
 
     #[test]
     fn header_longer_than_file_is_rejected() {
-        assert!(matches!(
-            parse_header(b"{}", 9),
-            Err(SafetensorsError::HeaderPastEnd { .. })
-        ));
+        assert!(matches!(parse_header(b"{}", 9), Err(SafetensorsError::HeaderPastEnd { .. })));
     }
 
     #[test]
@@ -327,31 +269,18 @@ mod tests {
             12,
         )
         .unwrap_err();
-        assert_eq!(
-            e,
-            SafetensorsError::Overlap {
-                first: "a".into(),
-                second: "b".into()
-            }
-        );
+        assert_eq!(e, SafetensorsError::Overlap { first: "a".into(), second: "b".into() });
     }
 
     #[test]
     fn unknown_dtype_is_rejected() {
         let e = one(r#""w":{"dtype":"U32","shape":[1],"data_offsets":[0,4]}"#, 4).unwrap_err();
-        assert!(
-            e.to_string().contains("w") && e.to_string().contains("U32"),
-            "{e}"
-        );
+        assert!(e.to_string().contains("w") && e.to_string().contains("U32"), "{e}");
     }
 
     #[test]
     fn shape_overflow_is_an_error_not_a_panic() {
-        let e = one(
-            r#""w":{"dtype":"F64","shape":[18446744073709551615,4],"data_offsets":[0,8]}"#,
-            8,
-        )
-        .unwrap_err();
+        let e = one(r#""w":{"dtype":"F64","shape":[18446744073709551615,4],"data_offsets":[0,8]}"#, 8).unwrap_err();
         assert!(e.to_string().contains("overflows"), "{e}");
     }
 

@@ -19,17 +19,10 @@ fn inspect_prints_commit_architecture_and_tensors_as_json() {
         .env("HF_HOME", home.path())
         .output()
         .unwrap();
-    assert!(
-        out.status.success(),
-        "stderr: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    assert!(out.status.success(), "stderr: {}", String::from_utf8_lossy(&out.stderr));
     let report: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(report["commit"], fake_commit(REPO));
-    assert_eq!(
-        report["architectures"],
-        serde_json::json!(["GPT2LMHeadModel"])
-    );
+    assert_eq!(report["architectures"], serde_json::json!(["GPT2LMHeadModel"]));
     let raw = raw_tensors(&fixture_dir(REPO).join("model.safetensors"));
     let tensors = report["tensors"].as_array().unwrap();
     assert_eq!(tensors.len(), raw.len());
@@ -44,9 +37,7 @@ fn inspect_prints_commit_architecture_and_tensors_as_json() {
     // Only metadata was read: no request for tensor data beyond the header probe.
     let log = hub.take_log();
     assert!(
-        log.iter()
-            .filter(|e| e.listener == "cdn")
-            .all(|e| e.range.as_deref() == Some("bytes=0-99999")),
+        log.iter().filter(|e| e.listener == "cdn").all(|e| e.range.as_deref() == Some("bytes=0-99999")),
         "{log:#?}"
     );
 }
@@ -62,8 +53,5 @@ fn inspect_reports_a_missing_repo_and_fails() {
         .unwrap();
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
-    assert!(
-        err.contains("nobody/nothing") && err.contains("not found"),
-        "{err}"
-    );
+    assert!(err.contains("nobody/nothing") && err.contains("not found"), "{err}");
 }

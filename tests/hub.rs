@@ -19,9 +19,7 @@ async fn fetch_source_describes_every_fixture_exactly() {
     let hub = start_hub();
     let client = client(&hub);
     for repo in FIXTURES {
-        let model = fetch_source(&client, repo, "main")
-            .await
-            .unwrap_or_else(|e| panic!("{repo}: {e}"));
+        let model = fetch_source(&client, repo, "main").await.unwrap_or_else(|e| panic!("{repo}: {e}"));
         assert_eq!(model.commit, fake_commit(repo), "{repo}");
         let shards = fixture_shards(repo);
         let paths: Vec<&str> = model.shards.iter().map(|s| s.path.as_str()).collect();
@@ -31,15 +29,9 @@ async fn fetch_source_describes_every_fixture_exactly() {
             let file = fixture_dir(repo).join(shard);
             let bytes = std::fs::read(&file).unwrap();
             assert_eq!(model.shards[i].size, bytes.len() as u64);
-            assert_eq!(
-                model.shards[i].sha256.as_deref(),
-                Some(hex::encode(Sha256::digest(&bytes)).as_str())
-            );
+            assert_eq!(model.shards[i].sha256.as_deref(), Some(hex::encode(Sha256::digest(&bytes)).as_str()));
             for t in raw_tensors(&file) {
-                match expected
-                    .iter()
-                    .position(|(n, _, _): &(String, usize, RawTensor)| *n == t.name)
-                {
+                match expected.iter().position(|(n, _, _): &(String, usize, RawTensor)| *n == t.name) {
                     Some(p) => expected[p] = (t.name.clone(), i, t),
                     None => expected.push((t.name.clone(), i, t)),
                 }
@@ -61,24 +53,15 @@ async fn fetch_source_describes_every_fixture_exactly() {
             .collect();
         assert_eq!(got, expected, "{repo}");
         let config = std::fs::read(fixture_dir(repo).join("config.json")).unwrap();
-        assert_eq!(
-            model.files.get("config.json"),
-            Some(config.as_slice()),
-            "{repo}"
-        );
-        assert!(
-            !model.files.contains(".gitattributes")
-                && !model.files.paths().any(|p| p.ends_with(".safetensors"))
-        );
+        assert_eq!(model.files.get("config.json"), Some(config.as_slice()), "{repo}");
+        assert!(!model.files.contains(".gitattributes") && !model.files.paths().any(|p| p.ends_with(".safetensors")));
     }
 }
 
 #[tokio::test]
 async fn metadata_files_are_the_reference_remote_set() {
     let hub = start_hub();
-    let model = fetch_source(&client(&hub), "microsoft/Phi-3.5-mini-instruct", "main")
-        .await
-        .unwrap();
+    let model = fetch_source(&client(&hub), "microsoft/Phi-3.5-mini-instruct", "main").await.unwrap();
     let files: Vec<&str> = model.files.paths().collect();
     let expected = [
         "CODE_OF_CONDUCT.md",
@@ -98,9 +81,7 @@ async fn metadata_files_are_the_reference_remote_set() {
 }
 
 fn cdn_shard_requests(log: &[LogEntry]) -> Vec<&LogEntry> {
-    log.iter()
-        .filter(|e| e.listener == "cdn" && e.path.contains(".safetensors"))
-        .collect()
+    log.iter().filter(|e| e.listener == "cdn" && e.path.contains(".safetensors")).collect()
 }
 
 #[tokio::test]
@@ -117,22 +98,13 @@ async fn sharded_headers_are_read_concurrently_with_few_requests() {
     assert_eq!(model.shards.len(), 2);
     let log = hub.take_log();
     let shard_reads = cdn_shard_requests(&log);
-    assert_eq!(
-        shard_reads.len(),
-        2,
-        "one header request per shard: {shard_reads:#?}"
-    );
+    assert_eq!(shard_reads.len(), 2, "one header request per shard: {shard_reads:#?}");
     let (a, b) = (shard_reads[0], shard_reads[1]);
     // Each answer is held back 400 ms, so a second request arriving sooner than that after the
     // first proves both were in flight together.
-    assert!(
-        (a.start_ms - b.start_ms).abs() < 300.0,
-        "shard header reads were sequential: {a:?} {b:?}"
-    );
+    assert!((a.start_ms - b.start_ms).abs() < 300.0, "shard header reads were sequential: {a:?} {b:?}");
     assert!(elapsed.as_millis() < 2 * 400 + 600, "took {elapsed:?}");
-    assert!(shard_reads
-        .iter()
-        .all(|e| e.range.as_deref() == Some("bytes=0-99999")));
+    assert!(shard_reads.iter().all(|e| e.range.as_deref() == Some("bytes=0-99999")));
     // revision + tree + one GET per small file + 2 resolves + 2 CDN reads, nothing else.
     let small = model.files.paths().count();
     assert_eq!(log.len(), 2 + small + 4, "{log:#?}");
@@ -147,54 +119,27 @@ async fn tree_pagination_is_followed() {
     hub.take_log();
     hub.set_page_size(3);
     assert_eq!(client.list_files(MISTRAL, &sha).await.unwrap(), all);
-    let pages = hub
-        .take_log()
-        .iter()
-        .filter(|e| e.path.contains("/tree/"))
-        .count();
+    let pages = hub.take_log().iter().filter(|e| e.path.contains("/tree/")).count();
     assert_eq!(pages, all.len().div_ceil(3));
-    assert!(all
-        .iter()
-        .any(|f| f.path == "model-00001-of-00002.safetensors" && f.lfs_sha256.is_some()));
-    assert!(all
-        .iter()
-        .any(|f| f.path == "config.json" && f.lfs_sha256.is_none()));
+    assert!(all.iter().any(|f| f.path == "model-00001-of-00002.safetensors" && f.lfs_sha256.is_some()));
+    assert!(all.iter().any(|f| f.path == "config.json" && f.lfs_sha256.is_none()));
 }
 
 #[tokio::test]
 async fn hub_errors_map_to_distinct_variants() {
     let hub = start_hub();
     let c = client(&hub);
-    let e = c
-        .resolve_revision("nobody/nothing", "main")
-        .await
-        .unwrap_err();
+    let e = c.resolve_revision("nobody/nothing", "main").await.unwrap_err();
     assert!(matches!(e, HubError::RepoNotFound { .. }), "{e}");
-    let e = c
-        .resolve_revision(SMOL, "no-such-branch")
-        .await
-        .unwrap_err();
+    let e = c.resolve_revision(SMOL, "no-such-branch").await.unwrap_err();
     assert!(matches!(e, HubError::RevisionNotFound { .. }), "{e}");
-    let e = c
-        .fetch_small(SMOL, &fake_commit(SMOL), "nope.json")
-        .await
-        .unwrap_err();
-    assert!(
-        matches!(&e, HubError::EntryNotFound { path, .. } if path == "nope.json"),
-        "{e}"
-    );
+    let e = c.fetch_small(SMOL, &fake_commit(SMOL), "nope.json").await.unwrap_err();
+    assert!(matches!(&e, HubError::EntryNotFound { path, .. } if path == "nope.json"), "{e}");
     assert!(e.to_string().contains(SMOL) && e.to_string().contains("nope.json"));
-    let e = fetch_source(&c, "nobody/nothing", "main")
-        .await
-        .unwrap_err();
+    let e = fetch_source(&c, "nobody/nothing", "main").await.unwrap_err();
     assert!(e.to_string().contains("nobody/nothing"), "{e}");
     // Short sha prefixes are accepted revisions.
-    assert_eq!(
-        c.resolve_revision(SMOL, &fake_commit(SMOL)[..7])
-            .await
-            .unwrap(),
-        fake_commit(SMOL)
-    );
+    assert_eq!(c.resolve_revision(SMOL, &fake_commit(SMOL)[..7]).await.unwrap(), fake_commit(SMOL));
 }
 
 #[tokio::test]
@@ -202,39 +147,19 @@ async fn gated_and_disabled_repos() {
     let flags = serde_json::json!({"gated": "manual", "accepted_tokens": ["hf_good"]});
     let tmp = repo_copy_with_flags(SMOL, "acme/gated", &flags);
     std::fs::create_dir_all(tmp.path().join("acme/off")).unwrap();
-    std::fs::copy(
-        fixture_dir(SMOL).join("config.json"),
-        tmp.path().join("acme/off/config.json"),
-    )
-    .unwrap();
-    std::fs::write(
-        tmp.path().join("acme/off/.fakehub.json"),
-        r#"{"disabled": true}"#,
-    )
-    .unwrap();
+    std::fs::copy(fixture_dir(SMOL).join("config.json"), tmp.path().join("acme/off/config.json")).unwrap();
+    std::fs::write(tmp.path().join("acme/off/.fakehub.json"), r#"{"disabled": true}"#).unwrap();
     let hub = start_hub_at(tmp.path());
-    let e = client(&hub)
-        .resolve_revision("acme/gated", "main")
-        .await
-        .unwrap_err();
+    let e = client(&hub).resolve_revision("acme/gated", "main").await.unwrap_err();
     assert!(matches!(e, HubError::GatedRepo { .. }), "{e}");
-    let e = client_with_token(&hub, "hf_bad")
-        .resolve_revision("acme/gated", "main")
-        .await
-        .unwrap_err();
+    let e = client_with_token(&hub, "hf_bad").resolve_revision("acme/gated", "main").await.unwrap_err();
     assert!(matches!(e, HubError::GatedRepo { .. }), "{e}");
     let good = client_with_token(&hub, "hf_good");
     let sha = good.resolve_revision("acme/gated", "main").await.unwrap();
     assert_eq!(sha, fake_commit("acme/gated"));
     let files = good.list_files("acme/gated", &sha).await.unwrap();
-    assert!(
-        !files.iter().any(|f| f.path == ".fakehub.json"),
-        "flags file must not be listed"
-    );
-    let e = client(&hub)
-        .resolve_revision("acme/off", "main")
-        .await
-        .unwrap_err();
+    assert!(!files.iter().any(|f| f.path == ".fakehub.json"), "flags file must not be listed");
+    let e = client(&hub).resolve_revision("acme/off", "main").await.unwrap_err();
     assert!(matches!(e, HubError::Disabled { .. }), "{e}");
 }
 
@@ -265,33 +190,19 @@ fn token_never_reaches_the_cdn_or_the_logs() {
         .with_ansi(false)
         .finish();
     tracing::subscriber::with_default(subscriber, || {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .unwrap();
+        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
         rt.block_on(async {
             tracing::debug!(config = ?client.config(), "client config");
             fetch_source(&client, SMOL, "main").await.unwrap();
             let sha = fake_commit(SMOL);
-            client
-                .read_range(SMOL, &sha, "model.safetensors", 1000..5000)
-                .await
-                .unwrap();
+            client.read_range(SMOL, &sha, "model.safetensors", 1000..5000).await.unwrap();
         });
     });
     let log = hub.take_log();
     let cdn: Vec<&LogEntry> = log.iter().filter(|e| e.listener == "cdn").collect();
     assert!(!cdn.is_empty());
-    assert!(
-        cdn.iter().all(|e| !e.authorization),
-        "token leaked to the CDN: {cdn:#?}"
-    );
-    assert!(
-        log.iter()
-            .filter(|e| e.listener == "hub")
-            .all(|e| e.authorization),
-        "hub requests must carry the token"
-    );
+    assert!(cdn.iter().all(|e| !e.authorization), "token leaked to the CDN: {cdn:#?}");
+    assert!(log.iter().filter(|e| e.listener == "hub").all(|e| e.authorization), "hub requests must carry the token");
     let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
     assert!(
         text.contains("GET") && text.contains("redacted"),
@@ -323,15 +234,8 @@ async fn random_ranges_are_exact() {
             assert_eq!(&got[..], &data[a as usize..b as usize], "{path} {a}..{b}");
         }
         let n = data.len() as u64;
-        assert_eq!(
-            c.read_range(SMOL, &sha, path, n - 1..n).await.unwrap()[..],
-            data[data.len() - 1..]
-        );
-        assert!(c
-            .read_range(SMOL, &sha, path, 5..5)
-            .await
-            .unwrap()
-            .is_empty());
+        assert_eq!(c.read_range(SMOL, &sha, path, n - 1..n).await.unwrap()[..], data[data.len() - 1..]);
+        assert!(c.read_range(SMOL, &sha, path, 5..5).await.unwrap().is_empty());
     }
 }
 
@@ -340,34 +244,17 @@ async fn ignored_range_is_sliced_from_the_whole_file() {
     let hub = start_hub();
     let c = client(&hub);
     let data = file_bytes(SMOL, "model.safetensors");
-    hub.set_faults(vec![
-        FaultRule::new("/_cdn/", FaultAction::IgnoreRange).times(1)
-    ]);
-    let got = c
-        .read_range(SMOL, &fake_commit(SMOL), "model.safetensors", 100..200)
-        .await
-        .unwrap();
+    hub.set_faults(vec![FaultRule::new("/_cdn/", FaultAction::IgnoreRange).times(1)]);
+    let got = c.read_range(SMOL, &fake_commit(SMOL), "model.safetensors", 100..200).await.unwrap();
     assert_eq!(&got[..], &data[100..200]);
-    assert!(hub
-        .take_log()
-        .iter()
-        .any(|e| e.listener == "cdn" && e.status == 200));
+    assert!(hub.take_log().iter().any(|e| e.listener == "cdn" && e.status == 200));
 }
 
 #[tokio::test]
 async fn wrong_content_range_is_an_error() {
     let hub = start_hub();
-    hub.set_faults(vec![FaultRule::new(
-        "/_cdn/",
-        FaultAction::WrongContentRange {
-            shift: 1,
-            total_delta: 0,
-        },
-    )]);
-    let e = client(&hub)
-        .read_range(SMOL, &fake_commit(SMOL), "model.safetensors", 100..200)
-        .await
-        .unwrap_err();
+    hub.set_faults(vec![FaultRule::new("/_cdn/", FaultAction::WrongContentRange { shift: 1, total_delta: 0 })]);
+    let e = client(&hub).read_range(SMOL, &fake_commit(SMOL), "model.safetensors", 100..200).await.unwrap_err();
     assert!(matches!(e, HubError::BadResponse { .. }), "{e}");
 }
 
@@ -375,21 +262,10 @@ async fn wrong_content_range_is_an_error() {
 async fn short_body_is_resumed_to_the_right_bytes() {
     let hub = start_hub();
     let data = file_bytes(SMOL, "model.safetensors");
-    hub.set_faults(vec![FaultRule::new(
-        "/_cdn/",
-        FaultAction::ShortBody { after_bytes: 3000 },
-    )
-    .times(1)]);
-    let got = client(&hub)
-        .read_range(SMOL, &fake_commit(SMOL), "model.safetensors", 0..100_000)
-        .await
-        .unwrap();
+    hub.set_faults(vec![FaultRule::new("/_cdn/", FaultAction::ShortBody { after_bytes: 3000 }).times(1)]);
+    let got = client(&hub).read_range(SMOL, &fake_commit(SMOL), "model.safetensors", 0..100_000).await.unwrap();
     assert_eq!(&got[..], &data[..100_000]);
-    let cdn: Vec<LogEntry> = hub
-        .take_log()
-        .into_iter()
-        .filter(|e| e.listener == "cdn")
-        .collect();
+    let cdn: Vec<LogEntry> = hub.take_log().into_iter().filter(|e| e.listener == "cdn").collect();
     assert_eq!(cdn.len(), 2, "{cdn:#?}");
     assert_eq!(cdn[1].range.as_deref(), Some("bytes=3000-99999"));
 }
@@ -398,44 +274,20 @@ async fn short_body_is_resumed_to_the_right_bytes() {
 async fn reset_mid_body_resumes_from_the_byte_reached() {
     let hub = start_hub();
     let data = file_bytes(SMOL, "model.safetensors");
-    hub.set_faults(vec![FaultRule::new(
-        "/_cdn/",
-        FaultAction::ResetMidBody {
-            after_bytes: 200_000,
-        },
-    )
-    .times(1)]);
-    let got = client(&hub)
-        .read_range(SMOL, &fake_commit(SMOL), "model.safetensors", 10..1_000_010)
-        .await
-        .unwrap();
+    hub.set_faults(vec![FaultRule::new("/_cdn/", FaultAction::ResetMidBody { after_bytes: 200_000 }).times(1)]);
+    let got = client(&hub).read_range(SMOL, &fake_commit(SMOL), "model.safetensors", 10..1_000_010).await.unwrap();
     assert_eq!(&got[..], &data[10..1_000_010]);
-    let cdn: Vec<LogEntry> = hub
-        .take_log()
-        .into_iter()
-        .filter(|e| e.listener == "cdn")
-        .collect();
+    let cdn: Vec<LogEntry> = hub.take_log().into_iter().filter(|e| e.listener == "cdn").collect();
     assert_eq!(cdn.len(), 2, "{cdn:#?}");
-    let resumed_at: u64 = cdn[1].range.as_deref().unwrap()["bytes=".len()..]
-        .split('-')
-        .next()
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!(
-        resumed_at > 10 && resumed_at <= 200_010,
-        "resumed at {resumed_at}"
-    );
+    let resumed_at: u64 =
+        cdn[1].range.as_deref().unwrap()["bytes=".len()..].split('-').next().unwrap().parse().unwrap();
+    assert!(resumed_at > 10 && resumed_at <= 200_010, "resumed at {resumed_at}");
 }
 
 #[tokio::test]
 async fn rate_limit_is_retried() {
     let hub = start_hub();
-    hub.set_faults(vec![FaultRule::new(
-        "/revision/",
-        FaultAction::RateLimit { retry_after: 0 },
-    )
-    .times(2)]);
+    hub.set_faults(vec![FaultRule::new("/revision/", FaultAction::RateLimit { retry_after: 0 }).times(2)]);
     let sha = client(&hub).resolve_revision(SMOL, "main").await.unwrap();
     assert_eq!(sha, fake_commit(SMOL));
     let statuses: Vec<u16> = hub.take_log().iter().map(|e| e.status).collect();
@@ -448,12 +300,7 @@ async fn persistent_errors_are_not_retried_and_budgets_end() {
     let c = client(&hub);
     hub.set_faults(vec![FaultRule::new(
         "/revision/",
-        FaultAction::Status {
-            code: 503,
-            x_error_code: None,
-            message: None,
-            headers: Default::default(),
-        },
+        FaultAction::Status { code: 503, x_error_code: None, message: None, headers: Default::default() },
     )]);
     let e = c.resolve_revision(SMOL, "main").await.unwrap_err();
     assert!(matches!(e, HubError::Http { status: 503, .. }), "{e}");
@@ -470,52 +317,26 @@ async fn stalled_body_times_out_and_resumes() {
     cfg.read_timeout = std::time::Duration::from_millis(300);
     let c = ggufs::hub::HubClient::new(cfg).unwrap();
     let data = file_bytes(SMOL, "model.safetensors");
-    hub.set_faults(vec![FaultRule::new(
-        "/_cdn/",
-        FaultAction::StallMidBody {
-            after_bytes: 50_000,
-            ms: 3_000,
-        },
-    )
-    .times(1)]);
+    hub.set_faults(vec![
+        FaultRule::new("/_cdn/", FaultAction::StallMidBody { after_bytes: 50_000, ms: 3_000 }).times(1)
+    ]);
     let started = std::time::Instant::now();
-    let got = c
-        .read_range(SMOL, &fake_commit(SMOL), "model.safetensors", 0..500_000)
-        .await
-        .unwrap();
+    let got = c.read_range(SMOL, &fake_commit(SMOL), "model.safetensors", 0..500_000).await.unwrap();
     assert_eq!(&got[..], &data[..500_000]);
-    assert!(
-        started.elapsed().as_millis() < 2_500,
-        "did not time out the stall: {:?}",
-        started.elapsed()
-    );
-    let cdn: Vec<LogEntry> = hub
-        .take_log()
-        .into_iter()
-        .filter(|e| e.listener == "cdn")
-        .collect();
+    assert!(started.elapsed().as_millis() < 2_500, "did not time out the stall: {:?}", started.elapsed());
+    let cdn: Vec<LogEntry> = hub.take_log().into_iter().filter(|e| e.listener == "cdn").collect();
     assert_eq!(cdn.len(), 2, "{cdn:#?}");
-    assert_ne!(
-        cdn[1].range.as_deref(),
-        Some("bytes=0-499999"),
-        "resume must not restart from 0"
-    );
+    assert_ne!(cdn[1].range.as_deref(), Some("bytes=0-499999"), "resume must not restart from 0");
 }
 
 #[tokio::test]
 async fn range_past_the_end_is_an_error() {
     let hub = start_hub();
     let n = file_bytes(SMOL, "config.json").len() as u64;
-    let e = client(&hub)
-        .read_range(SMOL, &fake_commit(SMOL), "config.json", n + 10..n + 20)
-        .await
-        .unwrap_err();
+    let e = client(&hub).read_range(SMOL, &fake_commit(SMOL), "config.json", n + 10..n + 20).await.unwrap_err();
     assert!(matches!(e, HubError::Http { status: 416, .. }), "{e}");
     // A range running past EOF is clamped by the server; the client must notice it is short.
-    let e = client(&hub)
-        .read_range(SMOL, &fake_commit(SMOL), "config.json", n - 5..n + 5)
-        .await
-        .unwrap_err();
+    let e = client(&hub).read_range(SMOL, &fake_commit(SMOL), "config.json", n - 5..n + 5).await.unwrap_err();
     assert!(matches!(e, HubError::BadResponse { .. }), "{e}");
 }
 
@@ -525,19 +346,11 @@ async fn cdn_location_is_reused_and_refreshed_when_refused() {
     let c = client(&hub);
     let sha = fake_commit(SMOL);
     let data = file_bytes(SMOL, "model.safetensors");
-    c.read_range(SMOL, &sha, "model.safetensors", 0..10)
-        .await
-        .unwrap();
+    c.read_range(SMOL, &sha, "model.safetensors", 0..10).await.unwrap();
     hub.take_log();
-    c.read_range(SMOL, &sha, "model.safetensors", 10..20)
-        .await
-        .unwrap();
+    c.read_range(SMOL, &sha, "model.safetensors", 10..20).await.unwrap();
     let log = hub.take_log();
-    assert_eq!(
-        log.len(),
-        1,
-        "second read must go straight to the CDN: {log:#?}"
-    );
+    assert_eq!(log.len(), 1, "second read must go straight to the CDN: {log:#?}");
     assert_eq!(log[0].listener, "cdn");
     // An expired signed URL (403 from the CDN) makes the client resolve again.
     hub.set_faults(vec![FaultRule::new(
@@ -550,10 +363,7 @@ async fn cdn_location_is_reused_and_refreshed_when_refused() {
         },
     )
     .times(1)]);
-    let got = c
-        .read_range(SMOL, &sha, "model.safetensors", 20..30)
-        .await
-        .unwrap();
+    let got = c.read_range(SMOL, &sha, "model.safetensors", 20..30).await.unwrap();
     assert_eq!(&got[..], &data[20..30]);
     let listeners: Vec<String> = hub.take_log().into_iter().map(|e| e.listener).collect();
     assert_eq!(listeners, ["cdn", "hub", "cdn"]);

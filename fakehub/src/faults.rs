@@ -121,10 +121,7 @@ impl FaultRule {
 
     fn hit(&mut self, method: &str, target: &str, listener: &str) -> bool {
         if !target.contains(&self.matches)
-            || self
-                .method
-                .as_deref()
-                .is_some_and(|m| !m.eq_ignore_ascii_case(method))
+            || self.method.as_deref().is_some_and(|m| !m.eq_ignore_ascii_case(method))
             || self.listener.as_deref().is_some_and(|l| l != listener)
         {
             return false;
@@ -164,10 +161,7 @@ pub fn select(rules: &mut [FaultRule], method: &str, target: &str, listener: &st
                 f.status.get_or_insert_with(|| a.clone());
             }
             FaultAction::SleepBeforeHeaders { ms } => f.sleep_before_ms += ms,
-            FaultAction::SlowBody {
-                sleep_ms,
-                bytes_per_sec,
-            } => {
+            FaultAction::SlowBody { sleep_ms, bytes_per_sec } => {
                 f.sleep_before_ms += sleep_ms;
                 f.bytes_per_sec = bytes_per_sec.or(f.bytes_per_sec);
             }
@@ -197,22 +191,15 @@ mod tests {
                 {"match":"y","action":"rate_limit","retry_after":0,"after":2}]"#,
         )
         .unwrap();
-        assert_eq!(
-            rules[0].action,
-            FaultAction::ResetMidBody { after_bytes: 10 }
-        );
+        assert_eq!(rules[0].action, FaultAction::ResetMidBody { after_bytes: 10 });
         assert_eq!(rules[1].action, FaultAction::IgnoreRange);
         assert_eq!(rules[2].after, 2);
     }
 
     #[test]
     fn times_and_after_limit_hits() {
-        let mut rules = vec![FaultRule::new("a", FaultAction::IgnoreRange)
-            .after(1)
-            .times(2)];
-        let hits: Vec<bool> = (0..5)
-            .map(|_| select(&mut rules, "GET", "/a", "hub").ignore_range)
-            .collect();
+        let mut rules = vec![FaultRule::new("a", FaultAction::IgnoreRange).after(1).times(2)];
+        let hits: Vec<bool> = (0..5).map(|_| select(&mut rules, "GET", "/a", "hub").ignore_range).collect();
         assert_eq!(hits, [false, true, true, false, false]);
         assert!(!select(&mut rules, "GET", "/b", "hub").ignore_range);
     }

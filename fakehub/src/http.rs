@@ -26,10 +26,7 @@ pub struct Request {
 impl Request {
     /// First header named `name` (lower case).
     pub fn header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str())
     }
 
     /// The path part of the target.
@@ -51,16 +48,12 @@ impl Request {
 
     /// The bearer token, if any.
     pub fn token(&self) -> Option<&str> {
-        self.header("authorization")
-            .and_then(|v| v.strip_prefix("Bearer "))
-            .map(str::trim)
+        self.header("authorization").and_then(|v| v.strip_prefix("Bearer ")).map(str::trim)
     }
 
     /// True if the client wants the connection kept open.
     pub fn keep_alive(&self) -> bool {
-        !self
-            .header("connection")
-            .is_some_and(|c| c.eq_ignore_ascii_case("close"))
+        !self.header("connection").is_some_and(|c| c.eq_ignore_ascii_case("close"))
     }
 }
 
@@ -77,12 +70,7 @@ pub struct Response {
 impl Response {
     /// A response with a body.
     pub fn new(status: u16, body: impl Into<Vec<u8>>) -> Self {
-        Self {
-            status,
-            headers: Vec::new(),
-            body: body.into(),
-            announced_len: None,
-        }
+        Self { status, headers: Vec::new(), body: body.into(), announced_len: None }
     }
 
     /// A JSON response.
@@ -104,10 +92,7 @@ impl Response {
 
     /// The value of a header.
     pub fn get_header(&self, name: &str) -> Option<&str> {
-        self.headers
-            .iter()
-            .find(|(n, _)| n.eq_ignore_ascii_case(name))
-            .map(|(_, v)| v.as_str())
+        self.headers.iter().find(|(n, _)| n.eq_ignore_ascii_case(name)).map(|(_, v)| v.as_str())
     }
 
     /// Drops the body but keeps its length announced (HEAD).
@@ -146,16 +131,8 @@ pub async fn read_request(reader: &mut BufReader<TcpStream>) -> std::io::Result<
             headers.push((k.trim().to_ascii_lowercase(), v.trim().to_string()));
         }
     }
-    let mut req = Request {
-        method,
-        target,
-        headers,
-        body: Vec::new(),
-    };
-    let len: usize = req
-        .header("content-length")
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0);
+    let mut req = Request { method, target, headers, body: Vec::new() };
+    let len: usize = req.header("content-length").and_then(|v| v.parse().ok()).unwrap_or(0);
     if len > MAX_BODY {
         return Err(invalid("request body too large"));
     }
@@ -232,9 +209,7 @@ pub async fn write_response(
             end = end.min(sent + (bps as usize / 10).max(1));
         }
         if end > sent {
-            stream
-                .write_all(body.get(sent..end).unwrap_or_default())
-                .await?;
+            stream.write_all(body.get(sent..end).unwrap_or_default()).await?;
             stream.flush().await?;
             if let Some(bps) = faults.bytes_per_sec.filter(|&b| b > 0) {
                 tokio::time::sleep(Duration::from_secs_f64((end - sent) as f64 / bps as f64)).await;
@@ -325,9 +300,7 @@ pub fn parse_range(header: Option<&str>, size: u64) -> Result<Option<(u64, u64)>
     let (first, last) = match (a.parse::<u64>(), b.parse::<u64>()) {
         (Ok(f), Ok(l)) if f <= l => (f, l.min(size.saturating_sub(1))),
         (Ok(f), Err(_)) if b.is_empty() => (f, size.saturating_sub(1)),
-        (Err(_), Ok(n)) if a.is_empty() && n > 0 => {
-            (size.saturating_sub(n), size.saturating_sub(1))
-        }
+        (Err(_), Ok(n)) if a.is_empty() && n > 0 => (size.saturating_sub(n), size.saturating_sub(1)),
         _ => return Ok(None),
     };
     if first >= size {

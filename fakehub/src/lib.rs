@@ -88,11 +88,7 @@ impl FakeHub {
     }
 
     /// Starts on the given ports (0 = ephemeral).
-    pub fn start_on(
-        root: impl Into<PathBuf>,
-        port: u16,
-        cdn_port: u16,
-    ) -> std::io::Result<FakeHub> {
+    pub fn start_on(root: impl Into<PathBuf>, port: u16, cdn_port: u16) -> std::io::Result<FakeHub> {
         let hub_std = std::net::TcpListener::bind(("127.0.0.1", port))?;
         let cdn_std = std::net::TcpListener::bind(("127.0.0.1", cdn_port))?;
         hub_std.set_nonblocking(true)?;
@@ -108,32 +104,22 @@ impl FakeHub {
             started: Instant::now(),
             request_ids: AtomicU64::new(0),
         });
-        let rt = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(2)
-            .enable_all()
-            .build()?;
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build()?;
         let (tx, rx) = tokio::sync::oneshot::channel::<()>();
         let st = state.clone();
-        let thread = std::thread::Builder::new()
-            .name("fakehub".into())
-            .spawn(move || {
-                rt.block_on(async move {
-                    let hub = TcpListener::from_std(hub_std).expect("hub listener");
-                    let cdn = TcpListener::from_std(cdn_std).expect("cdn listener");
-                    tokio::select! {
-                        _ = accept_loop(hub, st.clone(), "hub") => {}
-                        _ = accept_loop(cdn, st, "cdn") => {}
-                        _ = rx => {}
-                    }
-                });
-                rt.shutdown_timeout(Duration::from_millis(100));
-            })?;
-        Ok(FakeHub {
-            state,
-            hub_addr,
-            shutdown: Some(tx),
-            thread: Some(thread),
-        })
+        let thread = std::thread::Builder::new().name("fakehub".into()).spawn(move || {
+            rt.block_on(async move {
+                let hub = TcpListener::from_std(hub_std).expect("hub listener");
+                let cdn = TcpListener::from_std(cdn_std).expect("cdn listener");
+                tokio::select! {
+                    _ = accept_loop(hub, st.clone(), "hub") => {}
+                    _ = accept_loop(cdn, st, "cdn") => {}
+                    _ = rx => {}
+                }
+            });
+            rt.shutdown_timeout(Duration::from_millis(100));
+        })?;
+        Ok(FakeHub { state, hub_addr, shutdown: Some(tx), thread: Some(thread) })
     }
 
     /// The Hub base URL, e.g. `http://127.0.0.1:40123` (use as `HF_ENDPOINT`).
@@ -223,20 +209,11 @@ async fn serve_connection(stream: TcpStream, state: Arc<State>, which: &'static 
     }
 }
 
-fn respond(
-    state: &State,
-    req: &Request,
-    which: &str,
-    active: &faults::ActiveFaults,
-    id: u64,
-) -> Response {
+fn respond(state: &State, req: &Request, which: &str, active: &faults::ActiveFaults, id: u64) -> Response {
     let mut resp = if let Some(forced) = &active.status {
         forced_status(forced)
     } else if active.reject_auth && req.header("authorization").is_some() {
-        Response::new(
-            403,
-            "AccessDenied: Authorization header not allowed with a signed URL",
-        )
+        Response::new(403, "AccessDenied: Authorization header not allowed with a signed URL")
     } else if which == "hub" && req.path().starts_with("/_admin/") {
         admin(state, req)
     } else {
@@ -252,9 +229,7 @@ fn respond(
             routes::cdn_route(&ctx, req)
         }
     };
-    if let (Some((shift, total_delta)), Some(cr)) =
-        (active.wrong_content_range, resp.get_header("Content-Range"))
-    {
+    if let (Some((shift, total_delta)), Some(cr)) = (active.wrong_content_range, resp.get_header("Content-Range")) {
         if let Some(bad) = shifted_content_range(cr, shift, total_delta) {
             resp.set_header("Content-Range", bad);
         }
@@ -267,17 +242,9 @@ fn forced_status(action: &FaultAction) -> Response {
         FaultAction::RateLimit { retry_after } => routes::hub_error(429, None, "Too many requests")
             .header("Retry-After", retry_after.to_string())
             .header("RateLimit", format!("\"api\";r=0;t={retry_after}")),
-        FaultAction::Status {
-            code,
-            x_error_code,
-            message,
-            headers,
-        } => {
-            let mut r = routes::hub_error(
-                *code,
-                x_error_code.as_deref(),
-                message.as_deref().unwrap_or("injected fault"),
-            );
+        FaultAction::Status { code, x_error_code, message, headers } => {
+            let mut r =
+                routes::hub_error(*code, x_error_code.as_deref(), message.as_deref().unwrap_or("injected fault"));
             for (k, v) in headers {
                 r = r.header(k, v.clone());
             }
@@ -291,22 +258,9 @@ fn shifted_content_range(cr: &str, shift: i64, total_delta: i64) -> Option<Strin
     let rest = cr.strip_prefix("bytes ")?;
     let (span, total) = rest.split_once('/')?;
     let (a, b) = span.split_once('-')?;
-    let (a, b, t) = (
-        a.parse::<i64>().ok()?,
-        b.parse::<i64>().ok()?,
-        total.parse::<i64>().ok()?,
-    );
-    let (shift, total_delta) = if shift == 0 && total_delta == 0 {
-        (1, 0)
-    } else {
-        (shift, total_delta)
-    };
-    Some(format!(
-        "bytes {}-{}/{}",
-        a + shift,
-        b + shift,
-        t + total_delta
-    ))
+    let (a, b, t) = (a.parse::<i64>().ok()?, b.parse::<i64>().ok()?, total.parse::<i64>().ok()?);
+    let (shift, total_delta) = if shift == 0 && total_delta == 0 { (1, 0) } else { (shift, total_delta) };
+    Some(format!("bytes {}-{}/{}", a + shift, b + shift, t + total_delta))
 }
 
 fn admin(state: &State, req: &Request) -> Response {
@@ -332,9 +286,7 @@ fn admin(state: &State, req: &Request) -> Response {
         ("POST", "/_admin/config") => {
             let v: serde_json::Value = serde_json::from_slice(&req.body).unwrap_or_default();
             if let Some(n) = v.get("page_size").and_then(|n| n.as_u64()) {
-                state
-                    .page_size
-                    .store((n as usize).max(1), Ordering::Relaxed);
+                state.page_size.store((n as usize).max(1), Ordering::Relaxed);
             }
             Response::json(200, &json!({}))
         }

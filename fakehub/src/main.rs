@@ -19,11 +19,7 @@ struct Args {
 
 fn main() -> anyhow::Result<()> {
     let args = Args::parse();
-    anyhow::ensure!(
-        args.root.is_dir(),
-        "{} is not a directory",
-        args.root.display()
-    );
+    anyhow::ensure!(args.root.is_dir(), "{} is not a directory", args.root.display());
     let hub = ggufs_fakehub::FakeHub::start_on(&args.root, args.port, args.cdn_port)?;
     println!("{}", hub.endpoint());
     eprintln!(

@@ -12,15 +12,7 @@ use sha1::{Digest, Sha1};
 use sha2::Sha256;
 
 /// Suffixes stored as LFS objects on the real Hub.
-const LFS_SUFFIXES: [&str; 7] = [
-    ".safetensors",
-    ".bin",
-    ".gguf",
-    ".pt",
-    ".onnx",
-    ".msgpack",
-    ".h5",
-];
+const LFS_SUFFIXES: [&str; 7] = [".safetensors", ".bin", ".gguf", ".pt", ".onnx", ".msgpack", ".h5"];
 /// Files at least this big are LFS whatever their name.
 const LFS_MIN_SIZE: u64 = 10 << 20;
 /// Per-repo flags file, never listed.
@@ -48,10 +40,7 @@ pub struct RepoFlags {
 impl RepoFlags {
     /// True if the repo is gated.
     pub fn is_gated(&self) -> bool {
-        matches!(
-            &self.gated,
-            Some(serde_json::Value::String(_)) | Some(serde_json::Value::Bool(true))
-        )
+        matches!(&self.gated, Some(serde_json::Value::String(_)) | Some(serde_json::Value::Bool(true)))
     }
 
     /// The `gated` field of model info.
@@ -118,40 +107,26 @@ pub struct RepoStore {
 impl RepoStore {
     /// A store over `root`.
     pub fn new(root: PathBuf) -> Self {
-        Self {
-            root,
-            hashes: Mutex::new(HashMap::new()),
-        }
+        Self { root, hashes: Mutex::new(HashMap::new()) }
     }
 
     /// The repo `org/name`, if its directory exists.
     pub fn repo(&self, id: &str) -> Option<Repo> {
         let (org, name) = id.split_once('/')?;
-        if [org, name]
-            .iter()
-            .any(|p| p.is_empty() || *p == "." || *p == ".." || p.contains('/'))
-        {
+        if [org, name].iter().any(|p| p.is_empty() || *p == "." || *p == ".." || p.contains('/')) {
             return None;
         }
         let dir = self.root.join(org).join(name);
         if !dir.is_dir() {
             return None;
         }
-        let flags = std::fs::read(dir.join(FLAGS_FILE))
-            .ok()
-            .and_then(|b| serde_json::from_slice(&b).ok())
-            .unwrap_or_default();
+        let flags =
+            std::fs::read(dir.join(FLAGS_FILE)).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default();
         let refs = std::fs::read(self.root.join(org).join(format!("{name}.refs.json")))
             .ok()
             .and_then(|b| serde_json::from_slice(&b).ok())
             .unwrap_or_default();
-        Some(Repo {
-            id: id.to_string(),
-            commit: fake_commit(id),
-            dir,
-            flags,
-            refs,
-        })
+        Some(Repo { id: id.to_string(), commit: fake_commit(id), dir, flags, refs })
     }
 
     /// Every file of the repo, sorted by path, hashed.
@@ -159,51 +134,28 @@ impl RepoStore {
         let mut paths = Vec::new();
         walk(&repo.dir, "", &mut paths)?;
         paths.sort();
-        paths
-            .into_iter()
-            .map(|p| self.file_info(repo, &p))
-            .collect()
+        paths.into_iter().map(|p| self.file_info(repo, &p)).collect()
     }
 
     /// One file, if it exists (and is not the flags file).
     pub fn file(&self, repo: &Repo, path: &str) -> Option<FileInfo> {
-        if path.is_empty()
-            || path == FLAGS_FILE
-            || path
-                .split('/')
-                .any(|s| s.is_empty() || s == "." || s == "..")
-        {
+        if path.is_empty() || path == FLAGS_FILE || path.split('/').any(|s| s.is_empty() || s == "." || s == "..") {
             return None;
         }
-        repo.dir
-            .join(path)
-            .is_file()
-            .then(|| self.file_info(repo, path).ok())
-            .flatten()
+        repo.dir.join(path).is_file().then(|| self.file_info(repo, path).ok()).flatten()
     }
 
     fn file_info(&self, repo: &Repo, path: &str) -> std::io::Result<FileInfo> {
         let abs = repo.dir.join(path);
         let meta = std::fs::metadata(&abs)?;
         let (size, mtime) = (meta.len(), meta.modified().ok());
-        if let Some((s, m, info)) = self
-            .hashes
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .get(&abs)
-        {
+        if let Some((s, m, info)) = self.hashes.lock().unwrap_or_else(|e| e.into_inner()).get(&abs) {
             if *s == size && *m == mtime {
-                return Ok(FileInfo {
-                    path: path.to_string(),
-                    ..info.clone()
-                });
+                return Ok(FileInfo { path: path.to_string(), ..info.clone() });
             }
         }
         let info = hash_file(&abs, path, size)?;
-        self.hashes
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .insert(abs, (size, mtime, info.clone()));
+        self.hashes.lock().unwrap_or_else(|e| e.into_inner()).insert(abs, (size, mtime, info.clone()));
         Ok(info)
     }
 }
@@ -212,11 +164,7 @@ fn walk(dir: &Path, prefix: &str, out: &mut Vec<String>) -> std::io::Result<()> 
     for entry in std::fs::read_dir(dir)? {
         let entry = entry?;
         let name = entry.file_name().to_string_lossy().to_string();
-        let rel = if prefix.is_empty() {
-            name.clone()
-        } else {
-            format!("{prefix}/{name}")
-        };
+        let rel = if prefix.is_empty() { name.clone() } else { format!("{prefix}/{name}") };
         let ty = entry.file_type()?;
         if ty.is_dir() {
             walk(&entry.path(), &rel, out)?;
@@ -231,10 +179,7 @@ fn is_lfs(path: &str, size: u64) -> bool {
     size >= LFS_MIN_SIZE || LFS_SUFFIXES.iter().any(|s| path.ends_with(s))
 }
 
-fn git_blob_oid(
-    data_len: u64,
-    chunks: impl FnOnce(&mut Sha1) -> std::io::Result<()>,
-) -> std::io::Result<String> {
+fn git_blob_oid(data_len: u64, chunks: impl FnOnce(&mut Sha1) -> std::io::Result<()>) -> std::io::Result<String> {
     let mut h = Sha1::new();
     h.update(format!("blob {data_len}\0").as_bytes());
     chunks(&mut h)?;
@@ -262,27 +207,14 @@ fn hash_file(abs: &Path, path: &str, size: u64) -> std::io::Result<FileInfo> {
     }
     let info = if lfs {
         let sha = hex::encode(sha256.finalize());
-        let pointer =
-            format!("version https://git-lfs.github.com/spec/v1\noid sha256:{sha}\nsize {size}\n");
+        let pointer = format!("version https://git-lfs.github.com/spec/v1\noid sha256:{sha}\nsize {size}\n");
         let oid = git_blob_oid(pointer.len() as u64, |h| {
             h.update(pointer.as_bytes());
             Ok(())
         })?;
-        FileInfo {
-            path: path.into(),
-            abs: abs.into(),
-            size,
-            oid,
-            lfs: Some((sha, pointer.len() as u64)),
-        }
+        FileInfo { path: path.into(), abs: abs.into(), size, oid, lfs: Some((sha, pointer.len() as u64)) }
     } else {
-        FileInfo {
-            path: path.into(),
-            abs: abs.into(),
-            size,
-            oid: hex::encode(sha1.finalize()),
-            lfs: None,
-        }
+        FileInfo { path: path.into(), abs: abs.into(), size, oid: hex::encode(sha1.finalize()), lfs: None }
     };
     Ok(info)
 }
@@ -294,10 +226,7 @@ mod tests {
     #[test]
     fn fake_commit_is_sha1_of_the_prefixed_id() {
         // sha1("fake-commit:o/r") computed independently with Python's hashlib.
-        assert_eq!(
-            fake_commit("o/r"),
-            "977fc00156a177bbf60d7c59c5fa9576e2a72be6"
-        );
+        assert_eq!(fake_commit("o/r"), "977fc00156a177bbf60d7c59c5fa9576e2a72be6");
     }
 
     #[test]

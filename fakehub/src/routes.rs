@@ -19,8 +19,7 @@ pub struct Ctx<'a> {
 
 /// A Hub-style error: status, `X-Error-Code`, `X-Error-Message`, JSON body.
 pub fn hub_error(status: u16, code: Option<&str>, message: &str) -> Response {
-    let mut r =
-        Response::json(status, &json!({ "error": message })).header("X-Error-Message", message);
+    let mut r = Response::json(status, &json!({ "error": message })).header("X-Error-Message", message);
     if let Some(c) = code {
         r = r.header("X-Error-Code", c);
     }
@@ -60,13 +59,7 @@ fn open_repo(ctx: &Ctx, req: &Request, id: &str) -> Result<Repo, Response> {
 }
 
 fn resolve_rev(repo: &Repo, rev: &str) -> Result<String, Response> {
-    repo.resolve(rev).ok_or_else(|| {
-        hub_error(
-            404,
-            Some("RevisionNotFound"),
-            &format!("Invalid rev id: {rev}"),
-        )
-    })
+    repo.resolve(rev).ok_or_else(|| hub_error(404, Some("RevisionNotFound"), &format!("Invalid rev id: {rev}")))
 }
 
 fn entry_not_found(commit: &str) -> Response {
@@ -79,18 +72,10 @@ pub fn hub_route(ctx: &Ctx, req: &Request) -> Response {
     let segs: Vec<&str> = path.trim_start_matches('/').split('/').collect();
     let result = match segs.as_slice() {
         ["api", "agent-harnesses"] => Ok(Response::json(200, &json!([]))),
-        ["api", "models", org, name, rest @ ..] => {
-            api_models(ctx, req, &format!("{org}/{name}"), rest)
-        }
+        ["api", "models", org, name, rest @ ..] => api_models(ctx, req, &format!("{org}/{name}"), rest),
         [org, name, "resolve", rev, file @ ..] if !file.is_empty() => {
             let file = percent_decode(&file.join("/"));
-            resolve(
-                ctx,
-                req,
-                &format!("{org}/{name}"),
-                &percent_decode(rev),
-                &file,
-            )
+            resolve(ctx, req, &format!("{org}/{name}"), &percent_decode(rev), &file)
         }
         _ => Err(hub_error(404, None, "Not found")),
     };
@@ -105,13 +90,7 @@ fn api_models(ctx: &Ctx, req: &Request, id: &str, rest: &[&str]) -> Result<Respo
     match rest {
         [] => model_info(ctx, req, &repo, "main"),
         ["revision", rev] => model_info(ctx, req, &repo, &percent_decode(rev)),
-        ["tree", rev, sub @ ..] => tree(
-            ctx,
-            req,
-            &repo,
-            &percent_decode(rev),
-            &percent_decode(&sub.join("/")),
-        ),
+        ["tree", rev, sub @ ..] => tree(ctx, req, &repo, &percent_decode(rev), &percent_decode(&sub.join("/"))),
         _ => Err(hub_error(404, None, "Not found")),
     }
 }
@@ -119,10 +98,7 @@ fn api_models(ctx: &Ctx, req: &Request, id: &str, rest: &[&str]) -> Result<Respo
 fn model_info(ctx: &Ctx, req: &Request, repo: &Repo, rev: &str) -> Result<Response, Response> {
     let sha = resolve_rev(repo, rev)?;
     let blobs = req.query().iter().any(|(k, v)| k == "blobs" && v == "true");
-    let files = ctx
-        .store
-        .files(repo)
-        .map_err(|e| hub_error(500, None, &e.to_string()))?;
+    let files = ctx.store.files(repo).map_err(|e| hub_error(500, None, &e.to_string()))?;
     let siblings: Vec<Value> = files
         .iter()
         .map(|f| {
@@ -165,15 +141,8 @@ fn tree(ctx: &Ctx, req: &Request, repo: &Repo, rev: &str, sub: &str) -> Result<R
     let query = req.query();
     let flag = |k: &str| query.iter().any(|(n, v)| n == k && v == "true");
     let recursive = flag("recursive");
-    let files = ctx
-        .store
-        .files(repo)
-        .map_err(|e| hub_error(500, None, &e.to_string()))?;
-    let prefix = if sub.is_empty() {
-        String::new()
-    } else {
-        format!("{}/", sub.trim_end_matches('/'))
-    };
+    let files = ctx.store.files(repo).map_err(|e| hub_error(500, None, &e.to_string()))?;
+    let prefix = if sub.is_empty() { String::new() } else { format!("{}/", sub.trim_end_matches('/')) };
     let mut entries: Vec<(String, Value)> = Vec::new();
     let mut dirs = std::collections::BTreeSet::new();
     for f in files.iter().filter(|f| f.path.starts_with(&prefix)) {
@@ -193,23 +162,9 @@ fn tree(ctx: &Ctx, req: &Request, repo: &Repo, rev: &str, sub: &str) -> Result<R
     }
     entries.extend(dirs.iter().map(|d| (d.clone(), dir_entry(d))));
     entries.sort_by(|a, b| a.0.cmp(&b.0));
-    let page_size = if flag("expand") {
-        ctx.page_size.min(50)
-    } else {
-        ctx.page_size
-    }
-    .max(1);
-    let cursor: usize = query
-        .iter()
-        .find(|(k, _)| k == "cursor")
-        .and_then(|(_, v)| v.parse().ok())
-        .unwrap_or(0);
-    let page: Vec<Value> = entries
-        .iter()
-        .skip(cursor)
-        .take(page_size)
-        .map(|(_, v)| v.clone())
-        .collect();
+    let page_size = if flag("expand") { ctx.page_size.min(50) } else { ctx.page_size }.max(1);
+    let cursor: usize = query.iter().find(|(k, _)| k == "cursor").and_then(|(_, v)| v.parse().ok()).unwrap_or(0);
+    let page: Vec<Value> = entries.iter().skip(cursor).take(page_size).map(|(_, v)| v.clone()).collect();
     let mut resp = Response::json(200, &Value::Array(page));
     if cursor + page_size < entries.len() {
         let host = req.header("host").unwrap_or("127.0.0.1");
@@ -229,26 +184,13 @@ fn tree(ctx: &Ctx, req: &Request, repo: &Repo, rev: &str, sub: &str) -> Result<R
     Ok(resp)
 }
 
-fn resolve(
-    ctx: &Ctx,
-    req: &Request,
-    id: &str,
-    rev: &str,
-    path: &str,
-) -> Result<Response, Response> {
+fn resolve(ctx: &Ctx, req: &Request, id: &str, rev: &str, path: &str) -> Result<Response, Response> {
     let repo = open_repo(ctx, req, id)?;
     let sha = resolve_rev(&repo, rev)?;
-    let file = ctx
-        .store
-        .file(&repo, path)
-        .ok_or_else(|| entry_not_found(&sha))?;
+    let file = ctx.store.file(&repo, path).ok_or_else(|| entry_not_found(&sha))?;
     let resp = match &file.lfs {
         Some((sha256, _)) => {
-            let location = format!(
-                "{}/_cdn/{id}/{sha}/{}?Expires=4102444800",
-                ctx.cdn_origin,
-                encode_path(path)
-            );
+            let location = format!("{}/_cdn/{id}/{sha}/{}?Expires=4102444800", ctx.cdn_origin, encode_path(path));
             Response::new(302, format!("Found. Redirecting to {location}"))
                 .header("Location", location)
                 .header("Content-Type", "text/plain; charset=utf-8")
@@ -261,11 +203,7 @@ fn resolve(
             .header("ETag", format!("\"{}\"", file.oid))
             .header("X-Repo-Commit", sha.clone()),
     };
-    Ok(if req.method == "HEAD" {
-        resp.head_only()
-    } else {
-        resp
-    })
+    Ok(if req.method == "HEAD" { resp.head_only() } else { resp })
 }
 
 /// Routes a request on the CDN listener: `/_cdn/{org}/{name}/{sha}/{path}`.
@@ -276,25 +214,16 @@ pub fn cdn_route(ctx: &Ctx, req: &Request) -> Response {
         ["_cdn", org, name, sha, file @ ..] if !file.is_empty() => {
             let id = format!("{org}/{name}");
             let file = percent_decode(&file.join("/"));
-            match ctx
-                .store
-                .repo(&id)
-                .filter(|r| r.resolve(sha).as_deref() == Some(*sha))
-            {
+            match ctx.store.repo(&id).filter(|r| r.resolve(sha).as_deref() == Some(*sha)) {
                 None => Err(Response::new(404, "NoSuchKey").header("Content-Type", "text/plain")),
                 Some(repo) => match ctx.store.file(&repo, &file) {
-                    None => {
-                        Err(Response::new(404, "NoSuchKey").header("Content-Type", "text/plain"))
-                    }
+                    None => Err(Response::new(404, "NoSuchKey").header("Content-Type", "text/plain")),
                     Some(f) => serve_file(ctx, req, &f).map(|r| {
                         let etag = f.lfs.as_ref().map_or(f.oid.clone(), |(s, _)| s.clone());
                         r.header("ETag", format!("\"{etag}\""))
                             .header(
                                 "Content-Disposition",
-                                format!(
-                                    "inline; filename=\"{}\"",
-                                    file.rsplit('/').next().unwrap_or("")
-                                ),
+                                format!("inline; filename=\"{}\"", file.rsplit('/').next().unwrap_or("")),
                             )
                             .header("Cache-Control", "public, max-age=31536000")
                     }),
@@ -313,28 +242,16 @@ pub fn cdn_route(ctx: &Ctx, req: &Request) -> Response {
 
 /// The file (or the requested range of it) with `Accept-Ranges`, 206/416 per RFC 7233.
 fn serve_file(ctx: &Ctx, req: &Request, f: &FileInfo) -> Result<Response, Response> {
-    let range_header = if ctx.ignore_range {
-        None
-    } else {
-        req.header("range")
-    };
-    let range = parse_range(range_header, f.size).map_err(|()| {
-        Response::new(416, "").header("Content-Range", format!("bytes */{}", f.size))
-    })?;
+    let range_header = if ctx.ignore_range { None } else { req.header("range") };
+    let range = parse_range(range_header, f.size)
+        .map_err(|()| Response::new(416, "").header("Content-Range", format!("bytes */{}", f.size)))?;
     let (first, last) = range.unwrap_or((0, f.size.saturating_sub(1)));
-    let bytes = if f.size == 0 {
-        Vec::new()
-    } else {
-        read_slice(f, first, last)?
-    };
+    let bytes = if f.size == 0 { Vec::new() } else { read_slice(f, first, last)? };
     let resp = match range {
-        Some(_) => Response::new(206, bytes)
-            .header("Content-Range", format!("bytes {first}-{last}/{}", f.size)),
+        Some(_) => Response::new(206, bytes).header("Content-Range", format!("bytes {first}-{last}/{}", f.size)),
         None => Response::new(200, bytes),
     };
-    Ok(resp
-        .header("Accept-Ranges", "bytes")
-        .header("Content-Type", "application/octet-stream"))
+    Ok(resp.header("Accept-Ranges", "bytes").header("Content-Type", "application/octet-stream"))
 }
 
 fn read_slice(f: &FileInfo, first: u64, last: u64) -> Result<Vec<u8>, Response> {

@@ -25,9 +25,7 @@ pub struct InspectArgs {
 pub async fn run(args: InspectArgs) -> anyhow::Result<()> {
     let (repo, rev) = super::parse_repo_ref(&args.repo)?;
     let client = HubClient::new(HubConfig::from_env(args.endpoint))?;
-    let model = fetch_source(&client, &repo, &rev)
-        .await
-        .with_context(|| format!("inspecting {repo}@{rev}"))?;
+    let model = fetch_source(&client, &repo, &rev).await.with_context(|| format!("inspecting {repo}@{rev}"))?;
     let report = describe(&model);
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
@@ -70,10 +68,7 @@ fn describe(model: &SourceModel) -> Value {
 
 fn print_text(r: &Value) {
     println!("repo:          {}", r["repo"].as_str().unwrap_or_default());
-    println!(
-        "commit:        {}",
-        r["commit"].as_str().unwrap_or_default()
-    );
+    println!("commit:        {}", r["commit"].as_str().unwrap_or_default());
     println!("architectures: {}", r["architectures"]);
     println!("parameters:    {}", r["parameters"]);
     println!("metadata files:");
@@ -82,11 +77,7 @@ fn print_text(r: &Value) {
     }
     println!("shards:");
     for s in r["shards"].as_array().into_iter().flatten() {
-        println!(
-            "  {} ({} bytes)",
-            s["path"].as_str().unwrap_or_default(),
-            s["size"]
-        );
+        println!("  {} ({} bytes)", s["path"].as_str().unwrap_or_default(), s["size"]);
     }
     let tensors = r["tensors"].as_array().cloned().unwrap_or_default();
     println!("tensors ({}):", tensors.len());

@@ -41,9 +41,7 @@ pub fn main() -> ExitCode {
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
-    Ok(tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?)
+    Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
 }
 
 /// Logs go to stderr so that `--json` output on stdout stays machine-readable.
@@ -56,10 +54,7 @@ fn init_logging(verbose: u8) {
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    let _ = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .try_init();
+    let _ = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).try_init();
 }
 
 /// Splits `ORG/REPO[@REV]` into the repo id and the revision (`main` by default).
@@ -81,14 +76,8 @@ mod tests {
 
     #[test]
     fn repo_refs_parse() {
-        assert_eq!(
-            parse_repo_ref("a/b").unwrap(),
-            ("a/b".into(), "main".into())
-        );
-        assert_eq!(
-            parse_repo_ref("a/b@v1").unwrap(),
-            ("a/b".into(), "v1".into())
-        );
+        assert_eq!(parse_repo_ref("a/b").unwrap(), ("a/b".into(), "main".into()));
+        assert_eq!(parse_repo_ref("a/b@v1").unwrap(), ("a/b".into(), "v1".into()));
         assert!(parse_repo_ref("ab").is_err());
         assert!(parse_repo_ref("a/b@").is_err());
         assert!(parse_repo_ref("a//b").is_err());

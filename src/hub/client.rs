@@ -53,13 +53,9 @@ impl std::fmt::Debug for HubClient {
 impl HubClient {
     /// Builds the client. Fails only if the endpoint is not a URL or TLS cannot initialise.
     pub fn new(cfg: HubConfig) -> Result<Self, HubError> {
-        let target = Target {
-            repo: "-",
-            revision: "-",
-            path: &cfg.endpoint,
-        };
-        let endpoint_origin = Url::parse(&format!("{}/", cfg.endpoint))
-            .map_err(|e| target.bad(format!("endpoint is not a URL: {e}")))?;
+        let target = Target { repo: "-", revision: "-", path: &cfg.endpoint };
+        let endpoint_origin =
+            Url::parse(&format!("{}/", cfg.endpoint)).map_err(|e| target.bad(format!("endpoint is not a URL: {e}")))?;
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(cfg.user_agent.clone())
@@ -67,12 +63,7 @@ impl HubClient {
             .read_timeout(cfg.read_timeout)
             .build()
             .map_err(|e| target.transport(e))?;
-        Ok(Self {
-            cfg,
-            http,
-            endpoint_origin,
-            locations: Default::default(),
-        })
+        Ok(Self { cfg, http, endpoint_origin, locations: Default::default() })
     }
 
     /// The configuration in use.
@@ -86,24 +77,11 @@ impl HubClient {
         struct Info {
             sha: Option<String>,
         }
-        let target = Target {
-            repo,
-            revision,
-            path: "model info",
-        };
-        let url = format!(
-            "{}/api/models/{repo}/revision/{}",
-            self.cfg.endpoint,
-            encode_segment(revision)
-        );
-        let body = self
-            .retrying(&target, || self.get_capped(&target, &url, SMALL_FILE_LIMIT))
-            .await?;
-        let info: Info = serde_json::from_slice(&body)
-            .map_err(|e| target.bad(format!("model info JSON: {e}")))?;
-        let sha = info
-            .sha
-            .ok_or_else(|| target.bad("model info has no sha"))?;
+        let target = Target { repo, revision, path: "model info" };
+        let url = format!("{}/api/models/{repo}/revision/{}", self.cfg.endpoint, encode_segment(revision));
+        let body = self.retrying(&target, || self.get_capped(&target, &url, SMALL_FILE_LIMIT)).await?;
+        let info: Info = serde_json::from_slice(&body).map_err(|e| target.bad(format!("model info JSON: {e}")))?;
+        let sha = info.sha.ok_or_else(|| target.bad("model info has no sha"))?;
         if sha.len() != 40 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
             return Err(target.bad(format!("model info sha {sha:?} is not a 40-hex commit")));
         }
@@ -112,33 +90,19 @@ impl HubClient {
 
     /// Every file of the repo at `sha` (recursive tree listing, following `Link` pagination).
     pub async fn list_files(&self, repo: &str, sha: &str) -> Result<Vec<RepoFile>, HubError> {
-        let target = Target {
-            repo,
-            revision: sha,
-            path: "tree listing",
-        };
-        let mut url = format!(
-            "{}/api/models/{repo}/tree/{}?recursive=true&expand=false",
-            self.cfg.endpoint,
-            encode_segment(sha)
-        );
+        let target = Target { repo, revision: sha, path: "tree listing" };
+        let mut url =
+            format!("{}/api/models/{repo}/tree/{}?recursive=true&expand=false", self.cfg.endpoint, encode_segment(sha));
         let mut files = Vec::new();
         for _page in 0..100_000 {
-            let (body, next) = self
-                .retrying(&target, || self.get_page(&target, &url))
-                .await?;
+            let (body, next) = self.retrying(&target, || self.get_page(&target, &url)).await?;
             let entries: Vec<TreeEntry> =
                 serde_json::from_slice(&body).map_err(|e| target.bad(format!("tree JSON: {e}")))?;
-            files.extend(
-                entries
-                    .into_iter()
-                    .filter(|e| e.kind == "file")
-                    .map(|e| RepoFile {
-                        size: e.lfs.as_ref().map_or(e.size, |l| l.size.unwrap_or(e.size)),
-                        lfs_sha256: e.lfs.map(|l| l.oid),
-                        path: e.path,
-                    }),
-            );
+            files.extend(entries.into_iter().filter(|e| e.kind == "file").map(|e| RepoFile {
+                size: e.lfs.as_ref().map_or(e.size, |l| l.size.unwrap_or(e.size)),
+                lfs_sha256: e.lfs.map(|l| l.oid),
+                path: e.path,
+            }));
             match next {
                 Some(n) => url = n,
                 None => {
@@ -152,32 +116,17 @@ impl HubClient {
 
     /// A whole (small) file at `sha`, refusing files over `SMALL_FILE_LIMIT`.
     pub async fn fetch_small(&self, repo: &str, sha: &str, path: &str) -> Result<Bytes, HubError> {
-        let target = Target {
-            repo,
-            revision: sha,
-            path,
-        };
+        let target = Target { repo, revision: sha, path };
         let url = self.resolve_url(repo, sha, path);
-        self.retrying(&target, || self.get_capped(&target, &url, SMALL_FILE_LIMIT))
-            .await
+        self.retrying(&target, || self.get_capped(&target, &url, SMALL_FILE_LIMIT)).await
     }
 
     /// `{E}/{repo}/resolve/{sha}/{path}` with the path percent-encoded but its `/` kept.
     pub fn resolve_url(&self, repo: &str, sha: &str, path: &str) -> String {
-        format!(
-            "{}/{repo}/resolve/{}/{}",
-            self.cfg.endpoint,
-            encode_segment(sha),
-            encode_path(path)
-        )
+        format!("{}/{repo}/resolve/{}/{}", self.cfg.endpoint, encode_segment(sha), encode_path(path))
     }
 
-    async fn get_capped(
-        &self,
-        target: &Target<'_>,
-        url: &str,
-        limit: u64,
-    ) -> Result<Bytes, HubError> {
+    async fn get_capped(&self, target: &Target<'_>, url: &str, limit: u64) -> Result<Bytes, HubError> {
         let mut resp = self.send(target, url, None).await?;
         if let Some(len) = resp.content_length().filter(|&l| l > limit) {
             return Err(too_large(target, len, limit));
@@ -201,17 +150,9 @@ impl HubClient {
         Ok(body.freeze())
     }
 
-    async fn get_page(
-        &self,
-        target: &Target<'_>,
-        url: &str,
-    ) -> Result<(Bytes, Option<String>), HubError> {
+    async fn get_page(&self, target: &Target<'_>, url: &str) -> Result<(Bytes, Option<String>), HubError> {
         let resp = self.send(target, url, None).await?;
-        let next = resp
-            .headers()
-            .get("link")
-            .and_then(|v| v.to_str().ok())
-            .and_then(next_link);
+        let next = resp.headers().get("link").and_then(|v| v.to_str().ok()).and_then(next_link);
         let body = resp.bytes().await.map_err(|e| target.transport(e))?;
         Ok((body, next))
     }
@@ -239,11 +180,8 @@ impl HubClient {
             let status = resp.status();
             if status.is_redirection() {
                 let loc = resp.headers().get(LOCATION).and_then(|v| v.to_str().ok());
-                let loc =
-                    loc.ok_or_else(|| target.bad(format!("HTTP {status} without Location")))?;
-                current = current
-                    .join(loc)
-                    .map_err(|e| target.bad(format!("bad Location {loc:?}: {e}")))?;
+                let loc = loc.ok_or_else(|| target.bad(format!("HTTP {status} without Location")))?;
+                current = current.join(loc).map_err(|e| target.bad(format!("bad Location {loc:?}: {e}")))?;
                 continue;
             }
             if status.is_success() {
@@ -274,11 +212,7 @@ impl HubClient {
     }
 
     /// Runs `op` until it succeeds, fails for good, or the retry budget is spent.
-    pub(crate) async fn retrying<T, F, Fut>(
-        &self,
-        target: &Target<'_>,
-        mut op: F,
-    ) -> Result<T, HubError>
+    pub(crate) async fn retrying<T, F, Fut>(&self, target: &Target<'_>, mut op: F) -> Result<T, HubError>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, HubError>>,
@@ -303,10 +237,7 @@ impl HubClient {
         let delay = match err.retry_after() {
             Some(d) => d.min(r.max_delay),
             None => {
-                let exp = r
-                    .base_delay
-                    .saturating_mul(1u32 << attempt.min(16))
-                    .min(r.max_delay);
+                let exp = r.base_delay.saturating_mul(1u32 << attempt.min(16)).min(r.max_delay);
                 exp.mul_f64(0.5 + 0.5 * jitter())
             }
         };
@@ -323,27 +254,15 @@ fn jitter() -> f64 {
 }
 
 fn too_large(target: &Target<'_>, size: u64, limit: u64) -> HubError {
-    HubError::TooLarge {
-        repo: target.repo.into(),
-        path: target.path.into(),
-        size,
-        limit,
-    }
+    HubError::TooLarge { repo: target.repo.into(), path: target.path.into(), size, limit }
 }
 
 async fn error_from_response(target: &Target<'_>, resp: Response) -> HubError {
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
-    let header = |n: &str| {
-        headers
-            .get(n)
-            .and_then(|v| v.to_str().ok())
-            .map(str::to_string)
-    };
+    let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).map(str::to_string);
     let code = header("x-error-code");
-    let retry_after = header("retry-after")
-        .and_then(|s| s.trim().parse::<u64>().ok())
-        .map(Duration::from_secs);
+    let retry_after = header("retry-after").and_then(|s| s.trim().parse::<u64>().ok()).map(Duration::from_secs);
     let mut message = header("x-error-message").unwrap_or_default();
     if let Ok(body) = resp.bytes().await {
         let body = &body[..body.len().min(ERROR_BODY_LIMIT)];
@@ -378,25 +297,15 @@ struct TreeLfs {
 fn next_link(header: &str) -> Option<String> {
     header.split(',').find_map(|part| {
         let (url, params) = part.split_once(';')?;
-        let is_next = params
-            .split(';')
-            .any(|p| p.trim().replace(' ', "") == "rel=\"next\"");
-        is_next.then(|| {
-            url.trim()
-                .trim_start_matches('<')
-                .trim_end_matches('>')
-                .to_string()
-        })
+        let is_next = params.split(';').any(|p| p.trim().replace(' ', "") == "rel=\"next\"");
+        is_next.then(|| url.trim().trim_start_matches('<').trim_end_matches('>').to_string())
     })
 }
 
 fn encode_bytes(s: &str, keep_slash: bool) -> String {
     let mut out = String::with_capacity(s.len());
     for b in s.bytes() {
-        if b.is_ascii_alphanumeric()
-            || matches!(b, b'-' | b'.' | b'_' | b'~')
-            || (keep_slash && b == b'/')
-        {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~') || (keep_slash && b == b'/') {
             out.push(b as char);
         } else {
             out.push_str(&format!("%{b:02X}"));
@@ -439,9 +348,7 @@ mod tests {
         let hub = Url::parse("http://127.0.0.1:9000/o/r/resolve/x/y").unwrap();
         let cdn = Url::parse("http://127.0.0.1:9001/_cdn/y").unwrap();
         assert!(c.request_headers(&hub, None).contains_key(AUTHORIZATION));
-        assert!(!c
-            .request_headers(&cdn, Some((0, 9)))
-            .contains_key(AUTHORIZATION));
+        assert!(!c.request_headers(&cdn, Some((0, 9))).contains_key(AUTHORIZATION));
         assert_eq!(c.request_headers(&cdn, Some((0, 9)))[RANGE], "bytes=0-9");
     }
 

@@ -21,11 +21,7 @@ pub struct RetryConfig {
 
 impl Default for RetryConfig {
     fn default() -> Self {
-        Self {
-            max_retries: 5,
-            base_delay: Duration::from_millis(500),
-            max_delay: Duration::from_secs(30),
-        }
+        Self { max_retries: 5, base_delay: Duration::from_millis(500), max_delay: Duration::from_secs(30) }
     }
 }
 
@@ -78,9 +74,8 @@ impl HubConfig {
     /// the public Hub; the token from `HF_TOKEN`, `HUGGING_FACE_HUB_TOKEN`, `HF_TOKEN_PATH`, or
     /// `$HF_HOME/token` (`~/.cache/huggingface/token`).
     pub fn from_env(endpoint_override: Option<String>) -> Self {
-        let endpoint = endpoint_override
-            .or_else(|| non_empty_env("HF_ENDPOINT"))
-            .unwrap_or_else(|| DEFAULT_ENDPOINT.to_string());
+        let endpoint =
+            endpoint_override.or_else(|| non_empty_env("HF_ENDPOINT")).unwrap_or_else(|| DEFAULT_ENDPOINT.to_string());
         let mut cfg = Self::new(endpoint);
         cfg.token = token_from_env();
         cfg
@@ -114,17 +109,12 @@ fn clean_token(raw: &str) -> Option<String> {
 }
 
 fn token_from_env() -> Option<String> {
-    if let Some(t) = ["HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"]
-        .iter()
-        .find_map(|n| std::env::var(n).ok())
-    {
+    if let Some(t) = ["HF_TOKEN", "HUGGING_FACE_HUB_TOKEN"].iter().find_map(|n| std::env::var(n).ok()) {
         // A set-but-empty HF_TOKEN means "no token", as in Python.
         return clean_token(&t);
     }
     let path = token_path()?;
-    std::fs::read_to_string(path)
-        .ok()
-        .and_then(|s| clean_token(&s))
+    std::fs::read_to_string(path).ok().and_then(|s| clean_token(&s))
 }
 
 /// `HF_TOKEN_PATH`, else `$HF_HOME/token`, where `HF_HOME` defaults to `$XDG_CACHE_HOME/huggingface`
@@ -164,17 +154,11 @@ mod tests {
     fn blank_tokens_mean_no_token() {
         assert_eq!(clean_token("  \n"), None);
         assert_eq!(clean_token(" hf_abc\r\n"), Some("hf_abc".into()));
-        assert_eq!(
-            HubConfig::new("e").with_token(Some(String::new())).token,
-            None
-        );
+        assert_eq!(HubConfig::new("e").with_token(Some(String::new())).token, None);
     }
 
     #[test]
     fn user_agent_names_the_tool_and_version() {
-        assert_eq!(
-            HubConfig::new("e").user_agent,
-            format!("ggufs/{}", env!("CARGO_PKG_VERSION"))
-        );
+        assert_eq!(HubConfig::new("e").user_agent, format!("ggufs/{}", env!("CARGO_PKG_VERSION")));
     }
 }

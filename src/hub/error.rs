@@ -23,19 +23,10 @@ pub enum HubError {
     Disabled { repo: String },
     /// HTTP 429 after all retries.
     #[error("{repo}: {path}: rate limited by the Hub (retry after {retry_after:?})")]
-    RateLimited {
-        repo: String,
-        path: String,
-        retry_after: Option<Duration>,
-    },
+    RateLimited { repo: String, path: String, retry_after: Option<Duration> },
     /// Any other non-success status.
     #[error("{repo}: {path}: HTTP {status}: {message}")]
-    Http {
-        repo: String,
-        path: String,
-        status: u16,
-        message: String,
-    },
+    Http { repo: String, path: String, status: u16, message: String },
     /// Connection, TLS, timeout or body-stream failure.
     #[error("{repo}: {path}: transport error: {source}")]
     Transport {
@@ -46,34 +37,16 @@ pub enum HubError {
     },
     /// The body ended before the announced or requested length; resumable.
     #[error("{repo}: {path}: body cut short: got {received} of {expected} bytes")]
-    Truncated {
-        repo: String,
-        path: String,
-        received: u64,
-        expected: u64,
-    },
+    Truncated { repo: String, path: String, received: u64, expected: u64 },
     /// The server answered, but not what a correct Hub sends (bad Content-Range, wrong length...).
     #[error("{repo}: {path}: bad response: {reason}")]
-    BadResponse {
-        repo: String,
-        path: String,
-        reason: String,
-    },
+    BadResponse { repo: String, path: String, reason: String },
     /// The file is larger than the caller allowed to hold in memory.
     #[error("{repo}: {path}: {size} bytes is over the {limit}-byte limit")]
-    TooLarge {
-        repo: String,
-        path: String,
-        size: u64,
-        limit: u64,
-    },
+    TooLarge { repo: String, path: String, size: u64, limit: u64 },
     /// The caller asked for something impossible (e.g. a reversed range).
     #[error("{repo}: {path}: invalid request: {reason}")]
-    InvalidRequest {
-        repo: String,
-        path: String,
-        reason: String,
-    },
+    InvalidRequest { repo: String, path: String, reason: String },
 }
 
 impl HubError {
@@ -81,9 +54,7 @@ impl HubError {
     /// errors and cut bodies. Other 4xx never succeed on retry.
     pub fn is_retryable(&self) -> bool {
         match self {
-            HubError::RateLimited { .. }
-            | HubError::Transport { .. }
-            | HubError::Truncated { .. } => true,
+            HubError::RateLimited { .. } | HubError::Transport { .. } | HubError::Truncated { .. } => true,
             HubError::Http { status, .. } => matches!(status, 408 | 500 | 502 | 503 | 504),
             _ => false,
         }
@@ -101,9 +72,7 @@ impl HubError {
     pub fn is_not_found(&self) -> bool {
         matches!(
             self,
-            HubError::RepoNotFound { .. }
-                | HubError::RevisionNotFound { .. }
-                | HubError::EntryNotFound { .. }
+            HubError::RepoNotFound { .. } | HubError::RevisionNotFound { .. } | HubError::EntryNotFound { .. }
         )
     }
 }
@@ -122,19 +91,11 @@ pub(crate) struct Target<'a> {
 
 impl Target<'_> {
     pub fn transport(&self, source: reqwest::Error) -> HubError {
-        HubError::Transport {
-            repo: self.repo.into(),
-            path: self.path.into(),
-            source,
-        }
+        HubError::Transport { repo: self.repo.into(), path: self.path.into(), source }
     }
 
     pub fn bad(&self, reason: impl Into<String>) -> HubError {
-        HubError::BadResponse {
-            repo: self.repo.into(),
-            path: self.path.into(),
-            reason: reason.into(),
-        }
+        HubError::BadResponse { repo: self.repo.into(), path: self.path.into(), reason: reason.into() }
     }
 
     /// Classifies an error response from its status, `X-Error-Code` and message, in the order
@@ -148,24 +109,9 @@ impl Target<'_> {
     ) -> HubError {
         let repo = self.repo.to_string();
         match error_code {
-            Some("RevisionNotFound") => {
-                return HubError::RevisionNotFound {
-                    repo,
-                    revision: self.revision.into(),
-                }
-            }
-            Some("EntryNotFound") => {
-                return HubError::EntryNotFound {
-                    repo,
-                    path: self.path.into(),
-                }
-            }
-            Some("GatedRepo") => {
-                return HubError::GatedRepo {
-                    repo,
-                    message: message.into(),
-                }
-            }
+            Some("RevisionNotFound") => return HubError::RevisionNotFound { repo, revision: self.revision.into() },
+            Some("EntryNotFound") => return HubError::EntryNotFound { repo, path: self.path.into() },
+            Some("GatedRepo") => return HubError::GatedRepo { repo, message: message.into() },
             _ => {}
         }
         if message.contains(DISABLED_MESSAGE) {
@@ -175,18 +121,9 @@ impl Target<'_> {
             return HubError::RepoNotFound { repo };
         }
         if status == 429 {
-            return HubError::RateLimited {
-                repo,
-                path: self.path.into(),
-                retry_after,
-            };
+            return HubError::RateLimited { repo, path: self.path.into(), retry_after };
         }
-        HubError::Http {
-            repo,
-            path: self.path.into(),
-            status,
-            message: message.into(),
-        }
+        HubError::Http { repo, path: self.path.into(), status, message: message.into() }
     }
 }
 
@@ -195,35 +132,16 @@ mod tests {
     use super::*;
 
     fn t() -> Target<'static> {
-        Target {
-            repo: "o/r",
-            revision: "main",
-            path: "config.json",
-        }
+        Target { repo: "o/r", revision: "main", path: "config.json" }
     }
 
     #[test]
     fn error_codes_pick_distinct_variants() {
-        assert!(matches!(
-            t().classify(401, Some("RepoNotFound"), "x", None),
-            HubError::RepoNotFound { .. }
-        ));
-        assert!(matches!(
-            t().classify(404, Some("RevisionNotFound"), "x", None),
-            HubError::RevisionNotFound { .. }
-        ));
-        assert!(matches!(
-            t().classify(404, Some("EntryNotFound"), "x", None),
-            HubError::EntryNotFound { .. }
-        ));
-        assert!(matches!(
-            t().classify(403, Some("GatedRepo"), "x", None),
-            HubError::GatedRepo { .. }
-        ));
-        assert!(matches!(
-            t().classify(403, None, DISABLED_MESSAGE, None),
-            HubError::Disabled { .. }
-        ));
+        assert!(matches!(t().classify(401, Some("RepoNotFound"), "x", None), HubError::RepoNotFound { .. }));
+        assert!(matches!(t().classify(404, Some("RevisionNotFound"), "x", None), HubError::RevisionNotFound { .. }));
+        assert!(matches!(t().classify(404, Some("EntryNotFound"), "x", None), HubError::EntryNotFound { .. }));
+        assert!(matches!(t().classify(403, Some("GatedRepo"), "x", None), HubError::GatedRepo { .. }));
+        assert!(matches!(t().classify(403, None, DISABLED_MESSAGE, None), HubError::Disabled { .. }));
         let rl = t().classify(429, None, "slow down", Some(Duration::from_secs(3)));
         assert_eq!(rl.retry_after(), Some(Duration::from_secs(3)));
         assert!(rl.is_retryable());
@@ -231,19 +149,8 @@ mod tests {
 
     #[test]
     fn only_transient_statuses_are_retryable() {
-        for (code, retry) in [
-            (500, true),
-            (503, true),
-            (408, true),
-            (404, false),
-            (403, false),
-            (400, false),
-        ] {
-            assert_eq!(
-                t().classify(code, None, "m", None).is_retryable(),
-                retry,
-                "{code}"
-            );
+        for (code, retry) in [(500, true), (503, true), (408, true), (404, false), (403, false), (400, false)] {
+            assert_eq!(t().classify(code, None, "m", None).is_retryable(), retry, "{code}");
         }
     }
 

@@ -26,9 +26,7 @@ pub(crate) type LocationCache = Arc<Mutex<HashMap<String, (Url, Instant)>>>;
 impl HubClient {
     fn cached_location(&self, resolve_url: &str) -> Option<Url> {
         let map = self.locations.lock().unwrap_or_else(|e| e.into_inner());
-        map.get(resolve_url)
-            .filter(|(_, at)| at.elapsed() < LOCATION_TTL)
-            .map(|(u, _)| u.clone())
+        map.get(resolve_url).filter(|(_, at)| at.elapsed() < LOCATION_TTL).map(|(u, _)| u.clone())
     }
 
     fn remember_location(&self, resolve_url: &str, location: Url) {
@@ -40,20 +38,12 @@ impl HubClient {
     }
 
     fn forget_location(&self, resolve_url: &str) {
-        self.locations
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(resolve_url);
+        self.locations.lock().unwrap_or_else(|e| e.into_inner()).remove(resolve_url);
     }
 
     /// Sends the ranged GET, straight to the remembered CDN URL when there is one. A definite
     /// refusal there (expired signature: 403...) falls back to resolving again.
-    async fn send_ranged(
-        &self,
-        target: &Target<'_>,
-        url: &str,
-        span: (u64, u64),
-    ) -> Result<Response, HubError> {
+    async fn send_ranged(&self, target: &Target<'_>, url: &str, span: (u64, u64)) -> Result<Response, HubError> {
         if let Some(loc) = self.cached_location(url) {
             match self.send(target, loc.as_str(), Some(span)).await {
                 Ok(resp) => return Ok(resp),
@@ -76,18 +66,8 @@ impl HubClient {
     /// Sends `Range: bytes=start-(end-1)`, follows the redirect to the CDN (without the token),
     /// verifies the answer, and resumes from the exact byte reached when a body is cut. A server
     /// that ignores Range (200) is accepted only for files up to `SMALL_FILE_LIMIT`, sliced here.
-    pub async fn read_range(
-        &self,
-        repo: &str,
-        sha: &str,
-        path: &str,
-        range: Range<u64>,
-    ) -> Result<Bytes, HubError> {
-        let target = Target {
-            repo,
-            revision: sha,
-            path,
-        };
+    pub async fn read_range(&self, repo: &str, sha: &str, path: &str, range: Range<u64>) -> Result<Bytes, HubError> {
+        let target = Target { repo, revision: sha, path };
         if range.start > range.end {
             return Err(HubError::InvalidRequest {
                 repo: repo.into(),
@@ -104,10 +84,7 @@ impl HubClient {
         let mut attempt = 0;
         loop {
             let pos = range.start + out.len() as u64;
-            let err = match self
-                .read_once(&target, &url, pos, range.end, &mut out)
-                .await
-            {
+            let err = match self.read_once(&target, &url, pos, range.end, &mut out).await {
                 Ok(()) => return Ok(out.freeze()),
                 Err(e) => e,
             };
@@ -157,33 +134,22 @@ impl HubClient {
 }
 
 /// Checks `Content-Range: bytes a-b/total` and `Content-Length` against the request exactly.
-fn check_content_range(
-    target: &Target<'_>,
-    resp: &Response,
-    pos: u64,
-    end: u64,
-) -> Result<(), HubError> {
+fn check_content_range(target: &Target<'_>, resp: &Response, pos: u64, end: u64) -> Result<(), HubError> {
     let raw = resp
         .headers()
         .get(CONTENT_RANGE)
         .and_then(|v| v.to_str().ok())
         .ok_or_else(|| target.bad("206 without Content-Range"))?;
-    let (first, last, total) = parse_content_range(raw)
-        .ok_or_else(|| target.bad(format!("malformed Content-Range {raw:?}")))?;
+    let (first, last, total) =
+        parse_content_range(raw).ok_or_else(|| target.bad(format!("malformed Content-Range {raw:?}")))?;
     if first != pos || last != end - 1 {
-        return Err(target.bad(format!(
-            "asked for bytes {pos}-{}, got Content-Range {raw:?}",
-            end - 1
-        )));
+        return Err(target.bad(format!("asked for bytes {pos}-{}, got Content-Range {raw:?}", end - 1)));
     }
     if let Some(t) = total.filter(|&t| t <= last) {
         return Err(target.bad(format!("Content-Range {raw:?} ends past its total {t}")));
     }
     if let Some(len) = resp.content_length().filter(|&l| l != end - pos) {
-        return Err(target.bad(format!(
-            "Content-Length {len} for a {}-byte range",
-            end - pos
-        )));
+        return Err(target.bad(format!("Content-Length {len} for a {}-byte range", end - pos)));
     }
     Ok(())
 }
@@ -232,19 +198,9 @@ async fn append_body(
         if piece.len() as u64 > room && skip == 0 && resp.status() == StatusCode::PARTIAL_CONTENT {
             return Err(target.bad(format!("206 body longer than the {take} bytes asked for")));
         }
-        out.extend_from_slice(
-            piece
-                .get(..room.min(piece.len() as u64) as usize)
-                .unwrap_or_default(),
-        );
+        out.extend_from_slice(piece.get(..room.min(piece.len() as u64) as usize).unwrap_or_default());
     }
-    if resp.status() == StatusCode::PARTIAL_CONTENT
-        && resp
-            .chunk()
-            .await
-            .ok()
-            .flatten()
-            .is_some_and(|c| !c.is_empty())
+    if resp.status() == StatusCode::PARTIAL_CONTENT && resp.chunk().await.ok().flatten().is_some_and(|c| !c.is_empty())
     {
         return Err(target.bad(format!("206 body longer than the {take} bytes asked for")));
     }
@@ -257,10 +213,7 @@ mod tests {
 
     #[test]
     fn content_range_parses_and_rejects_garbage() {
-        assert_eq!(
-            parse_content_range("bytes 0-9/100"),
-            Some((0, 9, Some(100)))
-        );
+        assert_eq!(parse_content_range("bytes 0-9/100"), Some((0, 9, Some(100))));
         assert_eq!(parse_content_range("bytes 5-5/*"), Some((5, 5, None)));
         assert_eq!(parse_content_range("bytes 9-0/100"), None);
         assert_eq!(parse_content_range("items 0-9/100"), None);

@@ -44,11 +44,7 @@ pub enum SourceError {
 
 /// Describes `repo` at `revision` from metadata: pins the commit, lists the files, downloads the
 /// small metadata files, and reads every shard's header concurrently.
-pub async fn fetch_source(
-    client: &HubClient,
-    repo: &str,
-    revision: &str,
-) -> Result<SourceModel, SourceError> {
+pub async fn fetch_source(client: &HubClient, repo: &str, revision: &str) -> Result<SourceModel, SourceError> {
     let commit = client.resolve_revision(repo, revision).await?;
     let listing = client.list_files(repo, &commit).await?;
     debug!(repo, %commit, files = listing.len(), "listed");
@@ -60,13 +56,7 @@ pub async fn fetch_source(
         .try_collect()
         .await?;
     let tensors = reference_order(headers);
-    Ok(SourceModel {
-        repo_id: repo.to_string(),
-        commit,
-        files,
-        shards,
-        tensors,
-    })
+    Ok(SourceModel { repo_id: repo.to_string(), commit, files, shards, tensors })
 }
 
 /// True for the paths the reference's remote mode downloads: Python `fnmatch` on the full path,
@@ -102,11 +92,7 @@ async fn fetch_metadata_files(
 
 /// The reference's remote discovery: `model.safetensors` if present, else the index's
 /// `sorted(set(weight_map.values()))`.
-fn find_shards(
-    repo: &str,
-    listing: &[RepoFile],
-    files: &RepoFiles,
-) -> Result<Vec<Shard>, SourceError> {
+fn find_shards(repo: &str, listing: &[RepoFile], files: &RepoFiles) -> Result<Vec<Shard>, SourceError> {
     let by_path: HashMap<&str, &RepoFile> = listing.iter().map(|f| (f.path.as_str(), f)).collect();
     let paths: Vec<String> = if by_path.contains_key(SINGLE_FILE) {
         vec![SINGLE_FILE.to_string()]
@@ -120,39 +106,19 @@ fn find_shards(
         .map(|path| {
             let f = by_path
                 .get(path.as_str())
-                .ok_or_else(|| SourceError::MissingShard {
-                    repo: repo.into(),
-                    path: path.clone(),
-                })?;
-            Ok(Shard {
-                path,
-                size: f.size,
-                sha256: f.lfs_sha256.clone(),
-            })
+                .ok_or_else(|| SourceError::MissingShard { repo: repo.into(), path: path.clone() })?;
+            Ok(Shard { path, size: f.size, sha256: f.lfs_sha256.clone() })
         })
         .collect()
 }
 
 fn index_shards(repo: &str, files: &RepoFiles) -> Result<Vec<String>, SourceError> {
-    let bad = |reason: String| SourceError::BadIndex {
-        repo: repo.into(),
-        reason,
-    };
-    let index = files
-        .json(INDEX_FILE)
-        .unwrap_or(Ok(serde_json::Value::Null))
-        .map_err(|e| bad(e.to_string()))?;
-    let map = index
-        .get("weight_map")
-        .and_then(|m| m.as_object())
-        .ok_or_else(|| bad("no weight_map object".into()))?;
+    let bad = |reason: String| SourceError::BadIndex { repo: repo.into(), reason };
+    let index = files.json(INDEX_FILE).unwrap_or(Ok(serde_json::Value::Null)).map_err(|e| bad(e.to_string()))?;
+    let map = index.get("weight_map").and_then(|m| m.as_object()).ok_or_else(|| bad("no weight_map object".into()))?;
     let mut shards = map
         .values()
-        .map(|v| {
-            v.as_str()
-                .map(str::to_string)
-                .ok_or_else(|| bad(format!("weight_map value {v} is not a string")))
-        })
+        .map(|v| v.as_str().map(str::to_string).ok_or_else(|| bad(format!("weight_map value {v} is not a string"))))
         .collect::<Result<Vec<String>, SourceError>>()?;
     shards.sort();
     shards.dedup();
@@ -169,26 +135,12 @@ async fn read_shard_header(
     commit: &str,
     shard: &Shard,
 ) -> Result<Vec<HeaderTensor>, SourceError> {
-    let st_err = |source| SourceError::Safetensors {
-        repo: repo.into(),
-        path: shard.path.clone(),
-        source,
-    };
-    let probe = client
-        .read_range(
-            repo,
-            commit,
-            &shard.path,
-            0..SHARD_HEADER_PROBE.min(shard.size),
-        )
-        .await?;
+    let st_err = |source| SourceError::Safetensors { repo: repo.into(), path: shard.path.clone(), source };
+    let probe = client.read_range(repo, commit, &shard.path, 0..SHARD_HEADER_PROBE.min(shard.size)).await?;
     let len = safetensors::header_len(&probe).map_err(st_err)?;
     let end = 8 + len;
     if end > shard.size {
-        return Err(st_err(SafetensorsError::HeaderPastEnd {
-            header_len: len,
-            file_size: shard.size,
-        }));
+        return Err(st_err(SafetensorsError::HeaderPastEnd { header_len: len, file_size: shard.size }));
     }
     let json = if end <= probe.len() as u64 {
         probe.slice(8..end as usize)
@@ -205,14 +157,8 @@ fn reference_order(headers: Vec<Vec<HeaderTensor>>) -> Vec<SourceTensor> {
     let mut position: HashMap<String, usize> = HashMap::new();
     for (shard, header) in headers.into_iter().enumerate() {
         for t in header {
-            let entry = SourceTensor {
-                name: t.name,
-                dtype: t.dtype,
-                shape: t.shape,
-                shard,
-                start: t.start,
-                len: t.len,
-            };
+            let entry =
+                SourceTensor { name: t.name, dtype: t.dtype, shape: t.shape, shard, start: t.start, len: t.len };
             match position.get(&entry.name) {
                 Some(&i) => tensors[i] = entry,
                 None => {
@@ -231,13 +177,7 @@ mod tests {
     use crate::safetensors::Dtype;
 
     fn ht(name: &str, start: u64) -> HeaderTensor {
-        HeaderTensor {
-            name: name.into(),
-            dtype: Dtype::F32,
-            shape: vec![1],
-            start,
-            len: 4,
-        }
+        HeaderTensor { name: name.into(), dtype: Dtype::F32, shape: vec![1], start, len: 4 }
     }
 
     #[test]
@@ -253,28 +193,17 @@ mod tests {
         ] {
             assert!(is_remote_metadata_file(yes), "{yes}");
         }
-        for no in [
-            "sub/LICENSE",
-            "tokenizer.model.v3",
-            "model.safetensors",
-            ".gitattributes",
-            "sub/tokenizer.model",
-            "x.py",
-        ] {
+        for no in
+            ["sub/LICENSE", "tokenizer.model.v3", "model.safetensors", ".gitattributes", "sub/tokenizer.model", "x.py"]
+        {
             assert!(!is_remote_metadata_file(no), "{no}");
         }
     }
 
     #[test]
     fn duplicate_names_keep_first_position_and_take_the_later_entry() {
-        let order = reference_order(vec![
-            vec![ht("a", 10), ht("c", 20)],
-            vec![ht("a", 99), ht("b", 30)],
-        ]);
-        let got: Vec<(&str, usize, u64)> = order
-            .iter()
-            .map(|t| (t.name.as_str(), t.shard, t.start))
-            .collect();
+        let order = reference_order(vec![vec![ht("a", 10), ht("c", 20)], vec![ht("a", 99), ht("b", 30)]]);
+        let got: Vec<(&str, usize, u64)> = order.iter().map(|t| (t.name.as_str(), t.shard, t.start)).collect();
         assert_eq!(got, [("a", 1, 99), ("c", 0, 20), ("b", 1, 30)]);
     }
 
@@ -283,17 +212,10 @@ mod tests {
         let mut files = RepoFiles::new();
         files.insert(
             INDEX_FILE,
-            br#"{"weight_map":{"x":"b.safetensors","y":"a.safetensors","z":"b.safetensors"}}"#
-                .to_vec(),
+            br#"{"weight_map":{"x":"b.safetensors","y":"a.safetensors","z":"b.safetensors"}}"#.to_vec(),
         );
-        assert_eq!(
-            index_shards("o/r", &files).unwrap(),
-            ["a.safetensors", "b.safetensors"]
-        );
+        assert_eq!(index_shards("o/r", &files).unwrap(), ["a.safetensors", "b.safetensors"]);
         files.insert(INDEX_FILE, b"{}".to_vec());
-        assert!(matches!(
-            index_shards("o/r", &files),
-            Err(SourceError::BadIndex { .. })
-        ));
+        assert!(matches!(index_shards("o/r", &files), Err(SourceError::BadIndex { .. })));
     }
 }

@@ -30,11 +30,7 @@ pub fn shared_dir() -> PathBuf {
 pub fn fixtures_root() -> PathBuf {
     let root = shared_dir().join("fixtures/hub");
     for repo in FIXTURES {
-        assert!(
-            root.join(repo).join("config.json").is_file(),
-            "fixture {repo} missing under {}",
-            root.display()
-        );
+        assert!(root.join(repo).join("config.json").is_file(), "fixture {repo} missing under {}", root.display());
     }
     root
 }
@@ -80,11 +76,7 @@ pub fn fake_commit(repo: &str) -> String {
 
 /// A temp root holding a copy of `repo`'s small files (config.json, README.md) under `new_id`,
 /// with `flags` written as its `.fakehub.json`.
-pub fn repo_copy_with_flags(
-    repo: &str,
-    new_id: &str,
-    flags: &serde_json::Value,
-) -> tempfile::TempDir {
+pub fn repo_copy_with_flags(repo: &str, new_id: &str, flags: &serde_json::Value) -> tempfile::TempDir {
     let tmp = tempfile::tempdir().expect("tempdir");
     let dst = tmp.path().join(new_id);
     std::fs::create_dir_all(&dst).expect("mkdir");
@@ -109,27 +101,16 @@ pub struct RawTensor {
 pub fn raw_tensors(path: &Path) -> Vec<RawTensor> {
     let bytes = std::fs::read(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
     let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
-    let header: serde_json::Map<String, serde_json::Value> =
-        serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    let header: serde_json::Map<String, serde_json::Value> = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
     let mut out: Vec<RawTensor> = header
         .iter()
         .filter(|(k, _)| *k != "__metadata__")
         .map(|(name, v)| {
-            let offs: Vec<u64> = v["data_offsets"]
-                .as_array()
-                .unwrap()
-                .iter()
-                .map(|x| x.as_u64().unwrap())
-                .collect();
+            let offs: Vec<u64> = v["data_offsets"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap()).collect();
             RawTensor {
                 name: name.clone(),
                 dtype: v["dtype"].as_str().unwrap().to_string(),
-                shape: v["shape"]
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|x| x.as_u64().unwrap())
-                    .collect(),
+                shape: v["shape"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap()).collect(),
                 start: 8 + n as u64 + offs[0],
                 len: offs[1] - offs[0],
             }
@@ -146,14 +127,9 @@ pub fn fixture_shards(repo: &str) -> Vec<String> {
         return vec!["model.safetensors".into()];
     }
     let index: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.join("model.safetensors.index.json")).unwrap())
-            .unwrap();
-    let mut shards: Vec<String> = index["weight_map"]
-        .as_object()
-        .unwrap()
-        .values()
-        .map(|v| v.as_str().unwrap().to_string())
-        .collect();
+        serde_json::from_slice(&std::fs::read(dir.join("model.safetensors.index.json")).unwrap()).unwrap();
+    let mut shards: Vec<String> =
+        index["weight_map"].as_object().unwrap().values().map(|v| v.as_str().unwrap().to_string()).collect();
     shards.sort();
     shards.dedup();
     shards

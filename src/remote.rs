@@ -1,0 +1,87 @@
+//! The Hub as a model provider: source descriptions from `source::fetch_source`, shard
+//! bytes from Range reads pinned to the resolved commit.
+
+use std::ops::Range;
+use std::sync::Arc;
+
+use bytes::Bytes;
+use futures::future::BoxFuture;
+use futures::FutureExt;
+
+use crate::catalog::ModelProvider;
+use crate::hub::{HubClient, HubError};
+use crate::source::{fetch_source, SourceError};
+use crate::source::SourceModel;
+use crate::vfile::{SourceReadError, SourceReader};
+use crate::vfs::VfsError;
+
+/// Serves models straight from the Hub.
+pub struct HubProvider {
+    client: Arc<HubClient>,
+}
+
+impl HubProvider {
+    /// A provider over `client`.
+    pub fn new(client: Arc<HubClient>) -> Self {
+        Self { client }
+    }
+}
+
+impl ModelProvider for HubProvider {
+    fn source(&self, repo: &str, revision: &str) -> BoxFuture<'_, Result<Arc<SourceModel>, VfsError>> {
+        let (repo, revision) = (repo.to_string(), revision.to_string());
+        async move { fetch_source(&self.client, &repo, &revision).await.map(Arc::new).map_err(source_error_to_vfs) }
+            .boxed()
+    }
+
+    fn reader(&self, source: &Arc<SourceModel>) -> Arc<dyn SourceReader> {
+        Arc::new(HubShardReader { client: self.client.clone(), source: source.clone() })
+    }
+}
+
+/// Reads shard bytes of one source model from the Hub.
+pub struct HubShardReader {
+    client: Arc<HubClient>,
+    source: Arc<SourceModel>,
+}
+
+impl HubShardReader {
+    /// A reader for `source`'s shards.
+    pub fn new(client: Arc<HubClient>, source: Arc<SourceModel>) -> Self {
+        Self { client, source }
+    }
+}
+
+impl SourceReader for HubShardReader {
+    fn read(&self, shard: usize, range: Range<u64>) -> BoxFuture<'_, Result<Bytes, SourceReadError>> {
+        async move {
+            let s = &self.source;
+            let path = &s.shards.get(shard).ok_or_else(|| SourceReadError::Io(format!("no shard {shard}")))?.path;
+            self.client.read_range(&s.repo_id, &s.commit, path, range).await.map_err(|e| hub_error_to_read(&e))
+        }
+        .boxed()
+    }
+}
+
+fn hub_error_to_read(e: &HubError) -> SourceReadError {
+    match e {
+        HubError::RepoNotFound { .. } | HubError::RevisionNotFound { .. } | HubError::EntryNotFound { .. } => {
+            SourceReadError::NotFound(e.to_string())
+        }
+        HubError::GatedRepo { .. } | HubError::Disabled { .. } => SourceReadError::AccessDenied(e.to_string()),
+        _ => SourceReadError::Io(e.to_string()),
+    }
+}
+
+/// Maps a failure to describe a repo to what the filesystem reports: missing or
+/// unconvertible repos are ENOENT, gated ones EACCES, the rest EIO.
+pub fn source_error_to_vfs(e: SourceError) -> VfsError {
+    match &e {
+        SourceError::Hub(h) => match hub_error_to_read(h) {
+            SourceReadError::NotFound(m) => VfsError::NotFound(m),
+            SourceReadError::AccessDenied(m) => VfsError::AccessDenied(m),
+            SourceReadError::Io(m) => VfsError::Io(m),
+        },
+        _ => VfsError::NotFound(e.to_string()),
+    }
+}
