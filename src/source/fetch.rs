@@ -50,8 +50,10 @@ pub async fn fetch_source(client: &HubClient, repo: &str, revision: &str) -> Res
     debug!(repo, %commit, files = listing.len(), "listed");
     let files = fetch_metadata_files(client, repo, &commit, &listing).await?;
     let shards = find_shards(repo, &listing, &files)?;
-    let headers: Vec<Vec<HeaderTensor>> = stream::iter(shards.iter())
-        .map(|shard| read_shard_header(client, repo, &commit, shard))
+    // Futures are built eagerly (not in a `map` closure) so this future stays `Send` for
+    // callers that box it: closures over borrowed items trip the compiler's lifetime inference.
+    let reads: Vec<_> = shards.iter().map(|shard| read_shard_header(client, repo, &commit, shard)).collect();
+    let headers: Vec<Vec<HeaderTensor>> = stream::iter(reads)
         .buffered(HEADER_CONCURRENCY)
         .try_collect()
         .await?;
@@ -74,12 +76,16 @@ async fn fetch_metadata_files(
     commit: &str,
     listing: &[RepoFile],
 ) -> Result<RepoFiles, SourceError> {
-    let wanted = listing.iter().filter(|f| is_remote_metadata_file(&f.path));
-    let fetched: Vec<(String, Vec<u8>)> = stream::iter(wanted)
-        .map(|f| async move {
-            let bytes = client.fetch_small(repo, commit, &f.path).await?;
-            Ok::<_, HubError>((f.path.clone(), bytes.to_vec()))
+    let wanted: Vec<String> =
+        listing.iter().filter(|f| is_remote_metadata_file(&f.path)).map(|f| f.path.clone()).collect();
+    let fetches: Vec<_> = wanted
+        .into_iter()
+        .map(|path| async move {
+            let bytes = client.fetch_small(repo, commit, &path).await?;
+            Ok::<_, HubError>((path, bytes.to_vec()))
         })
+        .collect();
+    let fetched: Vec<(String, Vec<u8>)> = stream::iter(fetches)
         .buffer_unordered(FILE_CONCURRENCY)
         .try_collect()
         .await?;
