@@ -193,3 +193,74 @@ fn naming_matches_reference_outputs() {
         failures.join("\n")
     );
 }
+
+#[derive(serde::Deserialize)]
+struct CardCase {
+    readme: String,
+    generation_config: Option<String>,
+    /// `[[key, hex of type + packed value], ...]` as the reference's writer packed them, or
+    /// `"ERR <exception>"` when the reference raised.
+    expect: serde_json::Value,
+}
+
+fn packed_hex(v: &Value) -> String {
+    let mut out = (v.value_type() as u32).to_le_bytes().to_vec();
+    crate::gguf::writer::encode_value(v, &mut out);
+    hex::encode(out)
+}
+
+#[test]
+fn cards_and_generation_configs_match_reference_outputs() {
+    let cases: Vec<CardCase> =
+        serde_json::from_str(include_str!("testdata/card_cases.json")).expect("card_cases.json");
+    let mut failures = Vec::new();
+    for c in &cases {
+        let mut files = card_files(&c.readme);
+        if let Some(g) = &c.generation_config {
+            files.insert("generation_config.json", g.as_bytes().to_vec());
+        }
+        let got = write_with(&files);
+        match (&c.expect, got) {
+            (serde_json::Value::String(err), Ok(kv)) => failures.push(format!(
+                "{:?}: reference raised {err}, we wrote {:?}",
+                c.readme,
+                kv.entries()
+            )),
+            (serde_json::Value::Array(expected), Ok(kv)) => {
+                let ours: Vec<(String, String)> = kv
+                    .entries()
+                    .iter()
+                    .map(|(k, v)| (k.clone(), packed_hex(v)))
+                    .collect();
+                let theirs: Vec<(String, String)> = expected
+                    .iter()
+                    .map(|p| {
+                        (
+                            p[0].as_str().unwrap_or("").to_string(),
+                            p[1].as_str().unwrap_or("").to_string(),
+                        )
+                    })
+                    .collect();
+                if ours != theirs {
+                    failures.push(format!(
+                        "{:?} / {:?}:\n  ours   {ours:?}\n  theirs {theirs:?}",
+                        c.readme, c.generation_config
+                    ));
+                }
+            }
+            (serde_json::Value::Array(_), Err(e)) => {
+                failures.push(format!("{:?}: we raised {e}, reference did not", c.readme))
+            }
+            (_, Err(_)) => {}
+            (other, Ok(_)) => failures.push(format!("bad expectation {other}")),
+        }
+    }
+    assert!(cases.len() >= 40);
+    assert!(
+        failures.is_empty(),
+        "{} of {} differ:\n{}",
+        failures.len(),
+        cases.len(),
+        failures.join("\n")
+    );
+}
