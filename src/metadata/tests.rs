@@ -255,7 +255,7 @@ fn cards_and_generation_configs_match_reference_outputs() {
             (other, Ok(_)) => failures.push(format!("bad expectation {other}")),
         }
     }
-    assert!(cases.len() >= 40);
+    assert!(cases.len() >= 50);
     assert!(
         failures.is_empty(),
         "{} of {} differ:\n{}",
