@@ -43,10 +43,66 @@ pub fn load_generation_config(bytes: Option<&[u8]>) -> Result<Py, MetadataError>
         std::str::from_utf8(bytes).map_err(|_| MetadataError::NotUtf8("generation_config.json"))?;
     match serde_json::from_str::<serde_json::Value>(text) {
         Ok(v) => Ok(Py::from_json(&v)),
-        Err(e) => {
-            tracing::debug!("generation_config.json ignored: {e}");
-            Ok(Py::Dict(Vec::new()))
+        Err(e) => match parse_with_python_constants(text) {
+            Some(v) => Ok(v),
+            None => {
+                tracing::debug!("generation_config.json ignored: {e}");
+                Ok(Py::Dict(Vec::new()))
+            }
+        },
+    }
+}
+
+const SENTINEL: &str = "\u{0}ggufs-python-json-constant:";
+
+/// Python's `json` also accepts the bare constants `NaN`, `Infinity` and `-Infinity`, which
+/// serde_json rejects: they are swapped for sentinel strings outside string literals, parsed,
+/// and turned back into floats.
+fn parse_with_python_constants(text: &str) -> Option<Py> {
+    let mut out = String::with_capacity(text.len());
+    let (mut in_string, mut escaped, mut replaced) = (false, false, false);
+    let mut rest = text;
+    while let Some(c) = rest.chars().next() {
+        if in_string {
+            in_string = escaped || c != '"';
+            escaped = !escaped && c == '\\';
+        } else if c == '"' {
+            in_string = true;
+        } else if let Some(name) = ["-Infinity", "Infinity", "NaN"]
+            .into_iter()
+            .find(|n| rest.starts_with(n))
+        {
+            out.push_str(&format!("\"\\u0000ggufs-python-json-constant:{name}\""));
+            rest = &rest[name.len()..];
+            replaced = true;
+            continue;
         }
+        out.push(c);
+        rest = &rest[c.len_utf8()..];
+    }
+    if !replaced {
+        return None;
+    }
+    let v: serde_json::Value = serde_json::from_str(&out).ok()?;
+    Some(restore_constants(Py::from_json(&v)))
+}
+
+fn restore_constants(v: Py) -> Py {
+    match v {
+        Py::Str(s) => match s.strip_prefix(SENTINEL) {
+            Some("NaN") => Py::Float(f64::NAN),
+            Some("Infinity") => Py::Float(f64::INFINITY),
+            Some("-Infinity") => Py::Float(f64::NEG_INFINITY),
+            _ => Py::Str(s),
+        },
+        Py::List(items) => Py::List(items.into_iter().map(restore_constants).collect()),
+        Py::Dict(pairs) => Py::Dict(
+            pairs
+                .into_iter()
+                .map(|(k, v)| (k, restore_constants(v)))
+                .collect(),
+        ),
+        other => other,
     }
 }
 
@@ -100,5 +156,17 @@ mod tests {
         let g = load_generation_config(Some(b"[1]")).unwrap();
         assert!(sampling_values(&g).is_err());
         assert!(load_generation_config(Some(b"{\"a\": \"\xff\"}")).is_err());
+    }
+
+    #[test]
+    fn python_json_constants_are_accepted() {
+        let g = load_generation_config(Some(
+            br#"{"temperature": NaN, "top_p": -Infinity, "sequence": "NaN\"x"}"#,
+        ))
+        .unwrap();
+        let v = sampling_values(&g).unwrap();
+        assert!(matches!(v[6], Some(Py::Float(f)) if f.is_nan()));
+        assert_eq!(v[2], Some(Py::Float(f64::NEG_INFINITY)));
+        assert_eq!(v[0], Some(Py::Str("NaN\"x".into())));
     }
 }
