@@ -10,8 +10,8 @@ use futures::FutureExt;
 
 use crate::catalog::ModelProvider;
 use crate::hub::{HubClient, HubError};
-use crate::source::{fetch_source, SourceError};
 use crate::source::SourceModel;
+use crate::source::{fetch_source, SourceError};
 use crate::vfile::{SourceReadError, SourceReader};
 use crate::vfs::VfsError;
 

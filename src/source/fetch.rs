@@ -53,10 +53,7 @@ pub async fn fetch_source(client: &HubClient, repo: &str, revision: &str) -> Res
     // Futures are built eagerly (not in a `map` closure) so this future stays `Send` for
     // callers that box it: closures over borrowed items trip the compiler's lifetime inference.
     let reads: Vec<_> = shards.iter().map(|shard| read_shard_header(client, repo, &commit, shard)).collect();
-    let headers: Vec<Vec<HeaderTensor>> = stream::iter(reads)
-        .buffered(HEADER_CONCURRENCY)
-        .try_collect()
-        .await?;
+    let headers: Vec<Vec<HeaderTensor>> = stream::iter(reads).buffered(HEADER_CONCURRENCY).try_collect().await?;
     let tensors = reference_order(headers);
     Ok(SourceModel { repo_id: repo.to_string(), commit, files, shards, tensors })
 }
@@ -85,10 +82,8 @@ async fn fetch_metadata_files(
             Ok::<_, HubError>((path, bytes.to_vec()))
         })
         .collect();
-    let fetched: Vec<(String, Vec<u8>)> = stream::iter(fetches)
-        .buffer_unordered(FILE_CONCURRENCY)
-        .try_collect()
-        .await?;
+    let fetched: Vec<(String, Vec<u8>)> =
+        stream::iter(fetches).buffer_unordered(FILE_CONCURRENCY).try_collect().await?;
     let mut files = RepoFiles::new();
     for (path, bytes) in fetched {
         files.insert(path, bytes);
