@@ -138,3 +138,50 @@ pub fn tensor_type(arch: &dyn Architecture, t: &PlannedTensor, outtype: OutType)
 
 /// A shared, immutable layout.
 pub type SharedLayout = Arc<Layout>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::gguf::reader::read_header;
+    use crate::testutil::{assert_kvs_match, fixture_source, golden, shared_dir, FIXTURES};
+
+    /// The whole header of every fixture's F16 file equals the reference's bytes; on a
+    /// mismatch, the first differing KV or tensor is named.
+    #[test]
+    fn f16_headers_equal_the_reference_bytes() {
+        for repo in FIXTURES {
+            let source = fixture_source(repo);
+            let layout = build(&source, OutType::F16).unwrap_or_else(|e| panic!("{repo}: {e}"));
+            let want = std::fs::read(shared_dir().join("fixtures/golden").join(repo).join("F16.header.bin")).unwrap();
+            if layout.header != want {
+                let g = golden(repo, "F16");
+                assert_kvs_match(&layout.kv, &g, |_| true);
+                let theirs = read_header(&want).unwrap();
+                let ours: Vec<_> = layout.tensors.iter().map(|t| t.info.clone()).collect();
+                for (a, b) in ours.iter().zip(&theirs.tensors) {
+                    assert_eq!(a, b, "{repo}: first differing tensor");
+                }
+                panic!("{repo}: header bytes differ (len {} vs {})", layout.header.len(), want.len());
+            }
+        }
+    }
+
+    /// Sizes and tensor records of every output type equal the goldens'.
+    #[test]
+    fn every_type_has_the_golden_size_and_tensor_table() {
+        for repo in FIXTURES {
+            let source = fixture_source(repo);
+            for t in OutType::ALL {
+                let layout = build(&source, t).unwrap_or_else(|e| panic!("{repo} {t:?}: {e}"));
+                let g = golden(repo, t.name());
+                assert_eq!(layout.size, g["file"]["size"].as_u64().unwrap(), "{repo} {t:?} size");
+                for (ours, theirs) in layout.tensors.iter().zip(g["tensors"].as_array().unwrap()) {
+                    assert_eq!(ours.info.name, theirs["name"].as_str().unwrap());
+                    assert_eq!(ours.info.ty.name(), theirs["type"].as_str().unwrap(), "{repo} {}", ours.info.name);
+                    assert_eq!(ours.info.offset, theirs["offset"].as_u64().unwrap(), "{repo} {}", ours.info.name);
+                }
+                assert_kvs_match(&layout.kv, &g, |_| true);
+            }
+        }
+    }
+}
