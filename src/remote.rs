@@ -85,3 +85,31 @@ pub fn source_error_to_vfs(e: SourceError) -> VfsError {
         _ => VfsError::NotFound(e.to_string()),
     }
 }
+
+/// Why a virtual file could not be opened from the Hub.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    #[error(transparent)]
+    Plan(#[from] crate::plan::layout::PlanError),
+}
+
+/// Opens the virtual GGUF of `repo@revision` as `outtype` straight from the Hub (what
+/// `pull` uses; the mount goes through the catalog instead).
+pub async fn open_file(
+    client: Arc<HubClient>,
+    repo: &str,
+    revision: &str,
+    outtype: crate::plan::OutType,
+) -> Result<crate::vfile::GgufFile, OpenError> {
+    let source = Arc::new(fetch_source(&client, repo, revision).await?);
+    let layout = {
+        let source = source.clone();
+        tokio::task::spawn_blocking(move || crate::plan::layout::build(&source, outtype))
+            .await
+            .expect("layout task panicked")?
+    };
+    let reader = Arc::new(HubShardReader::new(client, source.clone()));
+    Ok(crate::vfile::GgufFile::new(Arc::new(layout), source, reader))
+}

@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod inspect;
+mod pull;
 
 /// Hugging Face Hub models as virtual GGUF files.
 #[derive(Parser)]
@@ -22,6 +23,8 @@ struct Cli {
 enum Command {
     /// Describe a Hub model from metadata only: commit, files, tensors, parameter count.
     Inspect(inspect::InspectArgs),
+    /// Write a virtual GGUF file to disk (no mount needed).
+    Pull(pull::PullArgs),
 }
 
 /// Parses the command line and runs it.
@@ -30,6 +33,7 @@ pub fn main() -> ExitCode {
     init_logging(cli.verbose);
     let result = match cli.command {
         Command::Inspect(args) => runtime().and_then(|rt| rt.block_on(inspect::run(args))),
+        Command::Pull(args) => runtime().and_then(|rt| rt.block_on(pull::run(args))),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
