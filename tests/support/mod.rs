@@ -134,3 +134,52 @@ pub fn fixture_shards(repo: &str) -> Vec<String> {
     shards.dedup();
     shards
 }
+
+/// A golden description (`ggufs-golden/1`) of `repo` for file type `ty` (`F16`...).
+pub fn golden(repo: &str, ty: &str) -> serde_json::Value {
+    let p = shared_dir().join("fixtures/golden").join(repo).join(format!("{ty}.json"));
+    serde_json::from_slice(&std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))).unwrap()
+}
+
+/// Hex sha256.
+pub fn sha256_hex(bytes: &[u8]) -> String {
+    use sha2::{Digest, Sha256};
+    hex::encode(Sha256::digest(bytes))
+}
+
+/// Explains how a GGUF file differs from its golden: the first tensor whose bytes differ,
+/// or the first KV whose key, type or (scalar) value differs.
+pub fn first_difference(file: &[u8], golden: &serde_json::Value) -> String {
+    let header = match ggufs::gguf::reader::read_header(file) {
+        Ok(h) => h,
+        Err(e) => return format!("our file does not parse: {e}"),
+    };
+    let gkv = golden["kv"].as_array().unwrap();
+    for (i, g) in gkv.iter().enumerate() {
+        let Some((key, value)) = header.kv.entries().get(i) else {
+            return format!("KV #{i} {} missing", g["key"]);
+        };
+        if g["key"].as_str() != Some(key) || g["type"].as_str() != Some(value.value_type().name()) {
+            return format!(
+                "KV #{i}: ours {key} ({}) vs golden {} ({})",
+                value.value_type().name(),
+                g["key"],
+                g["type"]
+            );
+        }
+        if let Some(want) = g.get("value") {
+            let ours = format!("{value:?}");
+            if !ours.contains(&want.to_string().trim_matches('"').to_string()) {
+                return format!("KV {key}: ours {ours} vs golden {want}");
+            }
+        }
+    }
+    for (t, g) in header.tensors.iter().zip(golden["tensors"].as_array().unwrap()) {
+        let start = (header.header_size + t.offset) as usize;
+        let bytes = file.get(start..start + t.nbytes() as usize).unwrap_or(&[]);
+        if g["name"].as_str() != Some(&t.name) || g["sha256"].as_str() != Some(&sha256_hex(bytes)) {
+            return format!("tensor {} (golden {}) differs", t.name, g["name"]);
+        }
+    }
+    "header bytes differ (array contents or padding)".into()
+}
