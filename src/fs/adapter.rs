@@ -9,8 +9,8 @@ use fuser::consts::{
     FOPEN_KEEP_CACHE, FUSE_DO_READDIRPLUS, FUSE_PARALLEL_DIROPS, FUSE_READDIRPLUS_AUTO,
 };
 use fuser::{
-    FileAttr, Filesystem, KernelConfig, ReplyAttr, ReplyData, ReplyDirectory,
-    ReplyDirectoryPlus, ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyXattr, Request,
+    FileAttr, Filesystem, KernelConfig, ReplyAttr, ReplyData, ReplyDirectory, ReplyDirectoryPlus,
+    ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyXattr, Request,
 };
 use libc::c_int;
 use tokio::runtime::{Handle, Runtime};
@@ -155,7 +155,10 @@ impl GgufFs {
 impl Filesystem for GgufFs {
     fn init(&mut self, _req: &Request<'_>, config: &mut KernelConfig) -> Result<(), c_int> {
         let limits = self.negotiate(config);
-        tracing::info!(max_readahead = limits.max_readahead, "FUSE session initialised");
+        tracing::info!(
+            max_readahead = limits.max_readahead,
+            "FUSE session initialised"
+        );
         if let Some(on_init) = self.on_init.take() {
             // The mounter may have given up waiting; serving goes on regardless.
             let _ = on_init.send(limits);
@@ -267,12 +270,15 @@ impl Filesystem for GgufFs {
             let _slot = slots.acquire_owned().await.map_err(|_| libc::EIO)?;
             read_exact_range(file.as_ref(), offset, size).await
         };
-        spawn_replying(&self.executor.handle, "read", work, move |outcome| {
-            match outcome {
+        spawn_replying(
+            &self.executor.handle,
+            "read",
+            work,
+            move |outcome| match outcome {
                 Ok(bytes) => reply.data(&bytes),
                 Err(errno) => reply.error(errno),
-            }
-        });
+            },
+        );
     }
 
     fn release(
@@ -324,12 +330,15 @@ impl Filesystem for GgufFs {
             };
             Ok(lock(&dirs).insert(Arc::new(snapshot)))
         };
-        spawn_replying(&self.executor.handle, "opendir", work, move |outcome| {
-            match outcome {
+        spawn_replying(
+            &self.executor.handle,
+            "opendir",
+            work,
+            move |outcome| match outcome {
                 Ok(fh) => reply.opened(fh, 0),
                 Err(errno) => reply.error(errno),
-            }
-        });
+            },
+        );
     }
 
     fn readdir(
@@ -482,7 +491,12 @@ mod tests {
         let all: Vec<_> = listing_from(&dir, 0).map(|e| (e.0, e.1, e.3)).collect();
         assert_eq!(
             all,
-            vec![(0, 5, "."), (1, ROOT_INO, ".."), (2, 6, "a"), (3, 7, "b.gguf")]
+            vec![
+                (0, 5, "."),
+                (1, ROOT_INO, ".."),
+                (2, 6, "a"),
+                (3, 7, "b.gguf")
+            ]
         );
         let rest: Vec<_> = listing_from(&dir, 3).map(|e| e.3).collect();
         assert_eq!(rest, vec!["b.gguf"]);

@@ -130,7 +130,9 @@ mod tests {
     #[test]
     fn write_intent_is_detected() {
         assert!(!wants_write(libc::O_RDONLY));
-        assert!(!wants_write(libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOATIME));
+        assert!(!wants_write(
+            libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOATIME
+        ));
         assert!(wants_write(libc::O_WRONLY));
         assert!(wants_write(libc::O_RDWR));
         assert!(wants_write(libc::O_RDONLY | libc::O_TRUNC));

@@ -91,7 +91,11 @@ impl InodeTable {
             return ROOT_INO;
         }
         if let Some(&ino) = self.by_path.get(path) {
-            if self.by_ino.get(&ino).is_some_and(|inode| inode.kind == kind) {
+            if self
+                .by_ino
+                .get(&ino)
+                .is_some_and(|inode| inode.kind == kind)
+            {
                 return ino;
             }
             self.retire(ino);

@@ -157,10 +157,7 @@ mod tests {
     #[test]
     fn unmounting_a_plain_directory_says_not_mounted() {
         let dir = tempfile::tempdir().expect("tempdir");
-        assert!(matches!(
-            unmount(dir.path()),
-            Err(FsError::NotMounted(_))
-        ));
+        assert!(matches!(unmount(dir.path()), Err(FsError::NotMounted(_))));
     }
 
     #[test]

@@ -104,12 +104,13 @@ pub fn mount(
     };
     let (init_tx, init_rx) = mpsc::channel();
     let fs = GgufFs::new(ns, executor, settings, init_tx);
-    let session = fuser::Session::new(fs, &mountpoint, &mount_options(&opts)).map_err(|source| {
-        FsError::Mount {
-            path: mountpoint.clone(),
-            source,
-        }
-    })?;
+    let session =
+        fuser::Session::new(fs, &mountpoint, &mount_options(&opts)).map_err(|source| {
+            FsError::Mount {
+                path: mountpoint.clone(),
+                source,
+            }
+        })?;
     let (ended_tx, ended) = watch::channel(false);
     let thread = std::thread::Builder::new()
         .name("ggufs-fuse".to_owned())
