@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::ffi::CString;
 use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -191,8 +192,8 @@ fn dir_entry(name: &str, kind: EntryKind) -> DirEntry {
     }
 }
 
-/// Mountpoints of live test mounts, detached by the watchdog before it aborts.
-static LIVE_MOUNTS: Mutex<Vec<PathBuf>> = Mutex::new(Vec::new());
+/// Test mounts (path, FUSE connection number), torn down by the watchdog before it aborts.
+static LIVE_MOUNTS: Mutex<Vec<(PathBuf, u32)>> = Mutex::new(Vec::new());
 
 /// A mounted `MemNamespace` on a fresh temp dir; unmounts on drop, even after a failure.
 pub struct TestMount {
@@ -206,10 +207,13 @@ impl TestMount {
         let dir = tempfile::tempdir().expect("tempdir");
         let ns = MemNamespace::new();
         let handle = mount(ns.clone(), dir.path(), MountOptions::default()).expect("mount");
+        let dev = std::fs::metadata(handle.mountpoint())
+            .expect("stat mount")
+            .dev();
         LIVE_MOUNTS
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .push(handle.mountpoint().to_owned());
+            .push((handle.mountpoint().to_owned(), libc::minor(dev)));
         Self {
             ns,
             handle: Some(handle),
@@ -248,7 +252,10 @@ impl Watchdog {
                 std::thread::sleep(Duration::from_millis(50));
             }
             eprintln!("watchdog: test {name} exceeded {limit:?}; aborting");
-            for path in LIVE_MOUNTS.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+            for (path, connection) in LIVE_MOUNTS.lock().unwrap_or_else(|e| e.into_inner()).iter() {
+                // A thread stuck in a page fault on our own mount would keep the process
+                // from dying: abort the connection first so its request fails.
+                abort_connection(*connection);
                 detach(path);
             }
             std::process::abort();
@@ -261,6 +268,24 @@ impl Drop for Watchdog {
     fn drop(&mut self) {
         self.done.store(true, Ordering::SeqCst);
     }
+}
+
+/// Aborts FUSE connection `connection` through fusectl (mounting fusectl if needed).
+pub fn abort_connection(connection: u32) {
+    let dir = Path::new("/sys/fs/fuse/connections");
+    if std::fs::read_dir(dir).map_or(true, |mut d| d.next().is_none()) {
+        // SAFETY: valid C strings for the duration of the call.
+        unsafe {
+            libc::mount(
+                c"fusectl".as_ptr(),
+                c"/sys/fs/fuse/connections".as_ptr(),
+                c"fusectl".as_ptr(),
+                0,
+                std::ptr::null(),
+            )
+        };
+    }
+    let _ = std::fs::write(dir.join(connection.to_string()).join("abort"), "1");
 }
 
 /// Lazy unmount, ignoring errors (cleanup only).
