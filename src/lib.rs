@@ -5,11 +5,8 @@
 //! → `vfile` (byte ranges of the virtual file, using `quant` and `cache`) → `fs` (FUSE).
 
 pub mod arch;
-<<<<<<< HEAD
 pub mod catalog;
-=======
 pub mod fs;
->>>>>>> wt-fs
 pub mod gguf;
 pub mod hub;
 pub mod metadata;
