@@ -6,6 +6,7 @@ use std::process::ExitCode;
 use clap::{Parser, Subcommand};
 
 mod inspect;
+mod mount;
 mod pull;
 
 /// Hugging Face Hub models as virtual GGUF files.
@@ -25,6 +26,10 @@ enum Command {
     Inspect(inspect::InspectArgs),
     /// Write a virtual GGUF file to disk (no mount needed).
     Pull(pull::PullArgs),
+    /// Mount Hub models as virtual GGUF files (read-only).
+    Mount(mount::MountArgs),
+    /// Unmount a ggufs mount (or clear a stale one).
+    Unmount(mount::UnmountArgs),
 }
 
 /// Parses the command line and runs it.
@@ -34,6 +39,8 @@ pub fn main() -> ExitCode {
     let result = match cli.command {
         Command::Inspect(args) => runtime().and_then(|rt| rt.block_on(inspect::run(args))),
         Command::Pull(args) => runtime().and_then(|rt| rt.block_on(pull::run(args))),
+        Command::Mount(args) => mount::run(args),
+        Command::Unmount(args) => mount::run_unmount(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

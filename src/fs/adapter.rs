@@ -5,12 +5,10 @@ use std::ffi::OsStr;
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 
-use fuser::consts::{
-    FOPEN_KEEP_CACHE, FUSE_DO_READDIRPLUS, FUSE_PARALLEL_DIROPS, FUSE_READDIRPLUS_AUTO,
-};
+use fuser::consts::{FOPEN_KEEP_CACHE, FUSE_DO_READDIRPLUS, FUSE_PARALLEL_DIROPS, FUSE_READDIRPLUS_AUTO};
 use fuser::{
-    FileAttr, Filesystem, KernelConfig, ReplyAttr, ReplyData, ReplyDirectory, ReplyDirectoryPlus,
-    ReplyEmpty, ReplyEntry, ReplyOpen, ReplyStatfs, ReplyXattr, Request,
+    FileAttr, Filesystem, KernelConfig, ReplyAttr, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty,
+    ReplyEntry, ReplyOpen, ReplyStatfs, ReplyXattr, Request,
 };
 use libc::c_int;
 use tokio::runtime::{Handle, Runtime};
@@ -18,9 +16,7 @@ use tokio::sync::Semaphore;
 
 use crate::vfs::{EntryKind, Namespace, VfsError};
 
-use super::attr::{
-    attr_for, errno_of, file_type_of, wants_write, Owner, NEGATIVE_TTL, POSITIVE_TTL,
-};
+use super::attr::{attr_for, errno_of, file_type_of, wants_write, Owner, NEGATIVE_TTL, POSITIVE_TTL};
 use super::handles::{lock, DirSnapshot, HandleTable, OpenFile};
 use super::inodes::{join_path, InodeTable};
 use super::task::{read_exact_range, spawn_replying};
@@ -49,18 +45,12 @@ pub struct Executor {
 impl Executor {
     /// Uses the caller's runtime.
     pub fn borrowed(handle: Handle) -> Self {
-        Self {
-            handle,
-            owned: None,
-        }
+        Self { handle, owned: None }
     }
 
     /// Owns `runtime`.
     pub fn owned(runtime: Runtime) -> Self {
-        Self {
-            handle: runtime.handle().clone(),
-            owned: Some(runtime),
-        }
+        Self { handle: runtime.handle().clone(), owned: Some(runtime) }
     }
 }
 
@@ -117,9 +107,7 @@ impl GgufFs {
     }
 
     fn inode(&self, ino: u64) -> Option<(String, EntryKind)> {
-        lock(&self.inodes)
-            .get(ino)
-            .map(|inode| (inode.path.clone(), inode.kind))
+        lock(&self.inodes).get(ino).map(|inode| (inode.path.clone(), inode.kind))
     }
 
     fn negotiate(&self, config: &mut KernelConfig) -> KernelLimits {
@@ -140,10 +128,9 @@ impl GgufFs {
         if let Err(nearest) = config.set_congestion_threshold(CONGESTION_THRESHOLD) {
             tracing::warn!(nearest, "congestion_threshold refused");
         }
-        for (name, flag) in [
-            ("parallel_dirops", FUSE_PARALLEL_DIROPS),
-            ("readdirplus", FUSE_DO_READDIRPLUS | FUSE_READDIRPLUS_AUTO),
-        ] {
+        for (name, flag) in
+            [("parallel_dirops", FUSE_PARALLEL_DIROPS), ("readdirplus", FUSE_DO_READDIRPLUS | FUSE_READDIRPLUS_AUTO)]
+        {
             if let Err(missing) = config.add_capabilities(flag) {
                 tracing::info!(name, missing, "kernel lacks capability");
             }
@@ -155,10 +142,7 @@ impl GgufFs {
 impl Filesystem for GgufFs {
     fn init(&mut self, _req: &Request<'_>, config: &mut KernelConfig) -> Result<(), c_int> {
         let limits = self.negotiate(config);
-        tracing::info!(
-            max_readahead = limits.max_readahead,
-            "FUSE session initialised"
-        );
+        tracing::info!(max_readahead = limits.max_readahead, "FUSE session initialised");
         if let Some(on_init) = self.on_init.take() {
             // The mounter may have given up waiting; serving goes on regardless.
             let _ = on_init.send(limits);
@@ -167,9 +151,7 @@ impl Filesystem for GgufFs {
     }
 
     fn lookup(&mut self, _req: &Request<'_>, parent: u64, name: &OsStr, reply: ReplyEntry) {
-        let path = name
-            .to_str()
-            .and_then(|name| lock(&self.inodes).child_path(parent, name));
+        let path = name.to_str().and_then(|name| lock(&self.inodes).child_path(parent, name));
         let Some(path) = path else {
             reply.error(libc::ENOENT);
             return;
@@ -270,15 +252,10 @@ impl Filesystem for GgufFs {
             let _slot = slots.acquire_owned().await.map_err(|_| libc::EIO)?;
             read_exact_range(file.as_ref(), offset, size).await
         };
-        spawn_replying(
-            &self.executor.handle,
-            "read",
-            work,
-            move |outcome| match outcome {
-                Ok(bytes) => reply.data(&bytes),
-                Err(errno) => reply.error(errno),
-            },
-        );
+        spawn_replying(&self.executor.handle, "read", work, move |outcome| match outcome {
+            Ok(bytes) => reply.data(&bytes),
+            Err(errno) => reply.error(errno),
+        });
     }
 
     fn release(
@@ -322,33 +299,17 @@ impl Filesystem for GgufFs {
                     let child = table.record(&join_path(&path, &entry.name), entry.kind);
                     entries.push((child, entry));
                 }
-                DirSnapshot {
-                    ino,
-                    parent_ino: table.parent_ino(&path),
-                    entries,
-                }
+                DirSnapshot { ino, parent_ino: table.parent_ino(&path), entries }
             };
             Ok(lock(&dirs).insert(Arc::new(snapshot)))
         };
-        spawn_replying(
-            &self.executor.handle,
-            "opendir",
-            work,
-            move |outcome| match outcome {
-                Ok(fh) => reply.opened(fh, 0),
-                Err(errno) => reply.error(errno),
-            },
-        );
+        spawn_replying(&self.executor.handle, "opendir", work, move |outcome| match outcome {
+            Ok(fh) => reply.opened(fh, 0),
+            Err(errno) => reply.error(errno),
+        });
     }
 
-    fn readdir(
-        &mut self,
-        _req: &Request<'_>,
-        _ino: u64,
-        fh: u64,
-        offset: i64,
-        mut reply: ReplyDirectory,
-    ) {
+    fn readdir(&mut self, _req: &Request<'_>, _ino: u64, fh: u64, offset: i64, mut reply: ReplyDirectory) {
         let Some(dir) = lock(&self.dirs).get(fh) else {
             reply.error(libc::EBADF);
             return;
@@ -362,14 +323,7 @@ impl Filesystem for GgufFs {
         reply.ok();
     }
 
-    fn readdirplus(
-        &mut self,
-        _req: &Request<'_>,
-        _ino: u64,
-        fh: u64,
-        offset: i64,
-        mut reply: ReplyDirectoryPlus,
-    ) {
+    fn readdirplus(&mut self, _req: &Request<'_>, _ino: u64, fh: u64, offset: i64, mut reply: ReplyDirectoryPlus) {
         let Some(dir) = lock(&self.dirs).get(fh) else {
             reply.error(libc::EBADF);
             return;
@@ -393,14 +347,7 @@ impl Filesystem for GgufFs {
         reply.ok();
     }
 
-    fn releasedir(
-        &mut self,
-        _req: &Request<'_>,
-        _ino: u64,
-        fh: u64,
-        _flags: i32,
-        reply: ReplyEmpty,
-    ) {
+    fn releasedir(&mut self, _req: &Request<'_>, _ino: u64, fh: u64, _flags: i32, reply: ReplyEmpty) {
         lock(&self.dirs).remove(fh);
         reply.ok();
     }
@@ -411,14 +358,7 @@ impl Filesystem for GgufFs {
         reply.statfs(0, 0, 0, files, 0, 4096, 255, 4096);
     }
 
-    fn getxattr(
-        &mut self,
-        _req: &Request<'_>,
-        ino: u64,
-        _name: &OsStr,
-        _size: u32,
-        reply: ReplyXattr,
-    ) {
+    fn getxattr(&mut self, _req: &Request<'_>, ino: u64, _name: &OsStr, _size: u32, reply: ReplyXattr) {
         // Entries exist but carry no extended attributes: ENODATA ("no such attribute")
         // keeps `ls`, `cp -a` and SELinux/ACL probes quiet.
         match self.inode(ino) {
@@ -438,22 +378,11 @@ impl Filesystem for GgufFs {
 
 /// The entries of `dir` from kernel offset `offset` on, with "." and ".." first, as
 /// (index, ino, kind, name).
-fn listing_from(
-    dir: &DirSnapshot,
-    offset: i64,
-) -> impl Iterator<Item = (usize, u64, EntryKind, &str)> + '_ {
-    let dots = [(dir.ino, "."), (dir.parent_ino, "..")]
-        .into_iter()
-        .map(|(ino, name)| (ino, EntryKind::Dir, name));
-    let children = dir
-        .entries
-        .iter()
-        .map(|(ino, entry)| (*ino, entry.kind, entry.name.as_str()));
+fn listing_from(dir: &DirSnapshot, offset: i64) -> impl Iterator<Item = (usize, u64, EntryKind, &str)> + '_ {
+    let dots = [(dir.ino, "."), (dir.parent_ino, "..")].into_iter().map(|(ino, name)| (ino, EntryKind::Dir, name));
+    let children = dir.entries.iter().map(|(ino, entry)| (*ino, entry.kind, entry.name.as_str()));
     let skip = usize::try_from(offset).unwrap_or(0);
-    dots.chain(children)
-        .enumerate()
-        .skip(skip)
-        .map(|(index, (ino, kind, name))| (index, ino, kind, name))
+    dots.chain(children).enumerate().skip(skip).map(|(index, (ino, kind, name))| (index, ino, kind, name))
 }
 
 #[cfg(test)]
@@ -467,20 +396,8 @@ mod tests {
             ino: 5,
             parent_ino: ROOT_INO,
             entries: vec![
-                (
-                    6,
-                    DirEntry {
-                        name: "a".into(),
-                        kind: EntryKind::Dir,
-                    },
-                ),
-                (
-                    7,
-                    DirEntry {
-                        name: "b.gguf".into(),
-                        kind: EntryKind::File { size: 3 },
-                    },
-                ),
+                (6, DirEntry { name: "a".into(), kind: EntryKind::Dir }),
+                (7, DirEntry { name: "b.gguf".into(), kind: EntryKind::File { size: 3 } }),
             ],
         }
     }
@@ -489,15 +406,7 @@ mod tests {
     fn listing_starts_with_dots_and_resumes_after_offset() {
         let dir = snapshot();
         let all: Vec<_> = listing_from(&dir, 0).map(|e| (e.0, e.1, e.3)).collect();
-        assert_eq!(
-            all,
-            vec![
-                (0, 5, "."),
-                (1, ROOT_INO, ".."),
-                (2, 6, "a"),
-                (3, 7, "b.gguf")
-            ]
-        );
+        assert_eq!(all, vec![(0, 5, "."), (1, ROOT_INO, ".."), (2, 6, "a"), (3, 7, "b.gguf")]);
         let rest: Vec<_> = listing_from(&dir, 3).map(|e| e.3).collect();
         assert_eq!(rest, vec!["b.gguf"]);
         assert_eq!(listing_from(&dir, 4).count(), 0);

@@ -39,12 +39,7 @@ impl Owner {
     /// The effective user and group of this process.
     pub fn current() -> Self {
         // SAFETY: geteuid/getegid cannot fail and touch no memory.
-        unsafe {
-            Owner {
-                uid: libc::geteuid(),
-                gid: libc::getegid(),
-            }
-        }
+        unsafe { Owner { uid: libc::geteuid(), gid: libc::getegid() } }
     }
 }
 
@@ -130,9 +125,7 @@ mod tests {
     #[test]
     fn write_intent_is_detected() {
         assert!(!wants_write(libc::O_RDONLY));
-        assert!(!wants_write(
-            libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOATIME
-        ));
+        assert!(!wants_write(libc::O_RDONLY | libc::O_CLOEXEC | libc::O_NOATIME));
         assert!(wants_write(libc::O_WRONLY));
         assert!(wants_write(libc::O_RDWR));
         assert!(wants_write(libc::O_RDONLY | libc::O_TRUNC));

@@ -21,10 +21,7 @@ pub struct HandleTable<T> {
 
 impl<T> Default for HandleTable<T> {
     fn default() -> Self {
-        Self {
-            open: HashMap::new(),
-            next: 1,
-        }
+        Self { open: HashMap::new(), next: 1 }
     }
 }
 

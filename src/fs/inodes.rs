@@ -45,12 +45,7 @@ impl Default for InodeTable {
 impl InodeTable {
     /// A table holding only the root directory.
     pub fn new() -> Self {
-        let root = Inode {
-            path: String::new(),
-            kind: EntryKind::Dir,
-            lookups: 1,
-            retired: false,
-        };
+        let root = Inode { path: String::new(), kind: EntryKind::Dir, lookups: 1, retired: false };
         Self {
             by_ino: HashMap::from([(ROOT_INO, root)]),
             by_path: HashMap::from([(String::new(), ROOT_INO)]),
@@ -91,26 +86,14 @@ impl InodeTable {
             return ROOT_INO;
         }
         if let Some(&ino) = self.by_path.get(path) {
-            if self
-                .by_ino
-                .get(&ino)
-                .is_some_and(|inode| inode.kind == kind)
-            {
+            if self.by_ino.get(&ino).is_some_and(|inode| inode.kind == kind) {
                 return ino;
             }
             self.retire(ino);
         }
         let ino = self.next_ino;
         self.next_ino += 1;
-        self.by_ino.insert(
-            ino,
-            Inode {
-                path: path.to_owned(),
-                kind,
-                lookups: 0,
-                retired: false,
-            },
-        );
+        self.by_ino.insert(ino, Inode { path: path.to_owned(), kind, lookups: 0, retired: false });
         self.by_path.insert(path.to_owned(), ino);
         ino
     }
@@ -207,10 +190,7 @@ mod tests {
         assert_eq!(table.get(old).map(|i| i.kind), Some(FILE));
         table.forget(old, 1);
         assert!(table.get(old).is_none());
-        assert_eq!(
-            table.get(new).map(|i| i.kind),
-            Some(EntryKind::File { size: 11 })
-        );
+        assert_eq!(table.get(new).map(|i| i.kind), Some(EntryKind::File { size: 11 }));
     }
 
     #[test]

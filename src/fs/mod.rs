@@ -24,9 +24,7 @@ use std::io;
 use std::path::PathBuf;
 
 pub use attr::{NEGATIVE_TTL, POSITIVE_TTL};
-pub use mountpoint::{
-    clear_stale_mount, is_mount_point, is_stale_mount, prepare_mountpoint, unmount, UnmountOutcome,
-};
+pub use mountpoint::{clear_stale_mount, is_mount_point, is_stale_mount, prepare_mountpoint, unmount, UnmountOutcome};
 pub use session::{mount, run_foreground, MountHandle, MountOptions};
 
 /// Why mounting or unmounting failed.

@@ -58,9 +58,7 @@ pub fn is_mount_point(path: &Path) -> bool {
         return false;
     };
     let wanted = path.as_os_str().as_bytes();
-    info.lines()
-        .filter_map(|line| line.split(' ').nth(4))
-        .any(|field| unescape_mountinfo(field).as_slice() == wanted)
+    info.lines().filter_map(|line| line.split(' ').nth(4)).any(|field| unescape_mountinfo(field).as_slice() == wanted)
 }
 
 /// Makes sure `path` can take a new mount: a directory, not already mounted; a stale
@@ -78,16 +76,12 @@ pub fn prepare_mountpoint(path: &Path, force: bool) -> Result<(), FsError> {
     match std::fs::metadata(path) {
         Ok(meta) if meta.is_dir() => Ok(()),
         Ok(_) => Err(FsError::NotADirectory(path.to_owned())),
-        Err(source) => Err(FsError::Mountpoint {
-            path: path.to_owned(),
-            source,
-        }),
+        Err(source) => Err(FsError::Mountpoint { path: path.to_owned(), source }),
     }
 }
 
 fn umount2(path: &Path, flags: libc::c_int) -> io::Result<()> {
-    let c_path = CString::new(path.as_os_str().as_bytes())
-        .map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
+    let c_path = CString::new(path.as_os_str().as_bytes()).map_err(|_| io::Error::from_raw_os_error(libc::EINVAL))?;
     // SAFETY: `c_path` is a valid NUL-terminated string for the duration of the call.
     let rc = unsafe { libc::umount2(c_path.as_ptr(), flags) };
     if rc == 0 {
@@ -101,10 +95,7 @@ fn unmount_error(path: &Path, source: io::Error) -> FsError {
     if source.raw_os_error() == Some(libc::EINVAL) {
         FsError::NotMounted(path.to_owned())
     } else {
-        FsError::Unmount {
-            path: path.to_owned(),
-            source,
-        }
+        FsError::Unmount { path: path.to_owned(), source }
     }
 }
 
@@ -163,9 +154,6 @@ mod tests {
     #[test]
     fn a_file_is_not_a_mountpoint() {
         let file = tempfile::NamedTempFile::new().expect("file");
-        assert!(matches!(
-            prepare_mountpoint(file.path(), false),
-            Err(FsError::NotADirectory(_))
-        ));
+        assert!(matches!(prepare_mountpoint(file.path(), false), Err(FsError::NotADirectory(_))));
     }
 }

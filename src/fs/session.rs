@@ -81,18 +81,10 @@ pub struct MountHandle {
 
 /// Mounts `ns` read-only at `mountpoint` and returns once the kernel has initialised the
 /// mount, so callers can use it at once.
-pub fn mount(
-    ns: Arc<dyn Namespace>,
-    mountpoint: &Path,
-    opts: MountOptions,
-) -> Result<MountHandle, FsError> {
+pub fn mount(ns: Arc<dyn Namespace>, mountpoint: &Path, opts: MountOptions) -> Result<MountHandle, FsError> {
     prepare_mountpoint(mountpoint, opts.force)?;
-    let mountpoint = mountpoint
-        .canonicalize()
-        .map_err(|source| FsError::Mountpoint {
-            path: mountpoint.to_owned(),
-            source,
-        })?;
+    let mountpoint =
+        mountpoint.canonicalize().map_err(|source| FsError::Mountpoint { path: mountpoint.to_owned(), source })?;
     let executor = match &opts.runtime {
         Some(handle) => Executor::borrowed(handle.clone()),
         None => Executor::owned(build_runtime(opts.worker_threads)?),
@@ -104,27 +96,15 @@ pub fn mount(
     };
     let (init_tx, init_rx) = mpsc::channel();
     let fs = GgufFs::new(ns, executor, settings, init_tx);
-    let session =
-        fuser::Session::new(fs, &mountpoint, &mount_options(&opts)).map_err(|source| {
-            FsError::Mount {
-                path: mountpoint.clone(),
-                source,
-            }
-        })?;
+    let session = fuser::Session::new(fs, &mountpoint, &mount_options(&opts))
+        .map_err(|source| FsError::Mount { path: mountpoint.clone(), source })?;
     let (ended_tx, ended) = watch::channel(false);
     let thread = std::thread::Builder::new()
         .name("ggufs-fuse".to_owned())
         .spawn(move || serve(session, ended_tx))
         .map_err(FsError::Runtime)?;
-    let mut handle = MountHandle {
-        mountpoint,
-        thread: Some(thread),
-        ended,
-        limits: KernelLimits { max_readahead: 0 },
-    };
-    handle.limits = init_rx
-        .recv_timeout(INIT_TIMEOUT)
-        .map_err(|_| FsError::InitTimeout(handle.mountpoint.clone()))?;
+    let mut handle = MountHandle { mountpoint, thread: Some(thread), ended, limits: KernelLimits { max_readahead: 0 } };
+    handle.limits = init_rx.recv_timeout(INIT_TIMEOUT).map_err(|_| FsError::InitTimeout(handle.mountpoint.clone()))?;
     if handle.limits.max_readahead < opts.max_readahead {
         raise_bdi_readahead(&handle.mountpoint, opts.max_readahead);
     }
@@ -275,11 +255,7 @@ fn raise_bdi_readahead(mountpoint: &Path, bytes: u32) {
             return;
         }
     };
-    let sysfs = format!(
-        "/sys/class/bdi/{}:{}/read_ahead_kb",
-        libc::major(dev),
-        libc::minor(dev)
-    );
+    let sysfs = format!("/sys/class/bdi/{}:{}/read_ahead_kb", libc::major(dev), libc::minor(dev));
     let kib = bytes.div_ceil(1024);
     match std::fs::write(&sysfs, kib.to_string()) {
         Ok(()) => tracing::info!(sysfs, kib, "raised kernel readahead"),
@@ -290,9 +266,7 @@ fn raise_bdi_readahead(mountpoint: &Path, bytes: u32) {
 /// Waits for a termination signal or the end of the session; says which.
 fn wait_for_shutdown(mut ended: watch::Receiver<bool>) -> std::io::Result<&'static str> {
     use tokio::signal::unix::{signal, SignalKind};
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
+    let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build()?;
     runtime.block_on(async move {
         let mut interrupt = signal(SignalKind::interrupt())?;
         let mut terminate = signal(SignalKind::terminate())?;

@@ -43,11 +43,7 @@ where
 /// crosses the end of the file. A short answer inside the file would make the kernel
 /// believe the file ends there (it shrinks `i_size`), so a namespace that returns fewer
 /// bytes than asked is treated as an I/O error, never passed on.
-pub async fn read_exact_range(
-    file: &dyn VirtualFile,
-    offset: u64,
-    len: u32,
-) -> Result<Bytes, c_int> {
+pub async fn read_exact_range(file: &dyn VirtualFile, offset: u64, len: u32) -> Result<Bytes, c_int> {
     let expected = expected_read_len(file.size(), offset, len);
     if expected == 0 {
         return Ok(Bytes::new());
@@ -103,10 +99,7 @@ mod tests {
     }
 
     fn block_on<F: Future>(fut: F) -> F::Output {
-        tokio::runtime::Builder::new_current_thread()
-            .build()
-            .expect("runtime")
-            .block_on(fut)
+        tokio::runtime::Builder::new_current_thread().build().expect("runtime").block_on(fut)
     }
 
     #[test]
@@ -119,46 +112,30 @@ mod tests {
 
     #[test]
     fn short_namespace_answer_inside_the_file_is_an_io_error() {
-        let file = Fixed {
-            size: 100,
-            answer_len: 4,
-        };
+        let file = Fixed { size: 100, answer_len: 4 };
         assert_eq!(block_on(read_exact_range(&file, 0, 10)), Err(libc::EIO));
     }
 
     #[test]
     fn long_namespace_answer_is_trimmed_to_the_request() {
-        let file = Fixed {
-            size: 100,
-            answer_len: 50,
-        };
+        let file = Fixed { size: 100, answer_len: 50 };
         let bytes = block_on(read_exact_range(&file, 95, 10)).expect("read");
         assert_eq!(bytes.len(), 5);
     }
 
     #[test]
     fn read_at_or_past_eof_is_empty_without_asking_the_namespace() {
-        let file = Fixed {
-            size: 100,
-            answer_len: 0,
-        };
+        let file = Fixed { size: 100, answer_len: 0 };
         assert_eq!(block_on(read_exact_range(&file, 100, 10)), Ok(Bytes::new()));
     }
 
     #[test]
     fn panicking_work_is_answered_with_eio() {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .expect("runtime");
+        let runtime = tokio::runtime::Builder::new_current_thread().build().expect("runtime");
         let (tx, rx) = tokio::sync::oneshot::channel();
-        spawn_replying::<(), _, _>(
-            runtime.handle(),
-            "test",
-            async { panic!("boom") },
-            move |outcome| {
-                let _ = tx.send(outcome);
-            },
-        );
+        spawn_replying::<(), _, _>(runtime.handle(), "test", async { panic!("boom") }, move |outcome| {
+            let _ = tx.send(outcome);
+        });
         let outcome = runtime.block_on(rx).expect("reply");
         assert_eq!(outcome, Err(libc::EIO));
     }

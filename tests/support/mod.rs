@@ -8,6 +8,8 @@ use std::time::Duration;
 use ggufs::hub::{HubClient, HubConfig, RetryConfig};
 use ggufs_fakehub::FakeHub;
 
+pub mod mount;
+
 /// The seven public fixture repos.
 pub const FIXTURES: [&str; 7] = [
     "HuggingFaceTB/SmolLM2-135M-Instruct",

@@ -1,0 +1,56 @@
+//! A real kernel mount of the engine (catalog over the Hub provider) on a fake Hub.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use ggufs::catalog::Catalog;
+use ggufs::fs::{mount, MountHandle, MountOptions};
+use ggufs::remote::HubProvider;
+use ggufs_fakehub::FakeHub;
+
+/// A mounted catalog; unmounts (lazily if busy) when dropped.
+pub struct Mounted {
+    pub handle: Option<MountHandle>,
+    pub dir: tempfile::TempDir,
+    pub runtime: tokio::runtime::Runtime,
+}
+
+impl Mounted {
+    /// Mounts a catalog listing `models`, served from `hub`.
+    pub fn new(hub: &FakeHub, models: &[&str]) -> Self {
+        let dir = tempfile::tempdir().expect("mountpoint");
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let handle = Self::mount_at(hub, models, dir.path(), &runtime);
+        Self { handle: Some(handle), dir, runtime }
+    }
+
+    /// Mounts again at the same path (after an unmount).
+    pub fn remount(&mut self, hub: &FakeHub, models: &[&str]) {
+        self.handle = Some(Self::mount_at(hub, models, self.dir.path(), &self.runtime));
+    }
+
+    fn mount_at(hub: &FakeHub, models: &[&str], at: &Path, runtime: &tokio::runtime::Runtime) -> MountHandle {
+        let client = {
+            let _guard = runtime.enter();
+            Arc::new(super::client(hub))
+        };
+        let listed = models.iter().map(|s| s.to_string()).collect();
+        let catalog = Arc::new(Catalog::new(Arc::new(HubProvider::new(client)), listed));
+        let opts = MountOptions { runtime: Some(runtime.handle().clone()), ..MountOptions::default() };
+        mount(catalog, at, opts).expect("mount")
+    }
+
+    /// The path of a virtual file in the mount.
+    pub fn file(&self, repo: &str, ty: &str) -> PathBuf {
+        let name = repo.rsplit('/').next().unwrap();
+        self.dir.path().join(repo).join(format!("{name}-{ty}.gguf"))
+    }
+}
+
+impl Drop for Mounted {
+    fn drop(&mut self) {
+        if let Some(h) = self.handle.take() {
+            let _ = h.unmount();
+        }
+    }
+}
