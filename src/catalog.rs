@@ -39,9 +39,12 @@ impl RepoModel {
     /// Builds every output type's layout (CPU work: vocabularies can be large).
     pub fn build(source: Arc<SourceModel>) -> Result<Self, VfsError> {
         let name = repo_file_stem(&source.repo_id);
+        let not_convertible = |e: layout::PlanError| VfsError::NotFound(e.to_string());
+        let first = layout::build(&source, OutType::ALL[0]).map_err(not_convertible)?;
         let mut files = Vec::new();
         for t in OutType::ALL {
-            let layout = layout::build(&source, t).map_err(|e| VfsError::NotFound(e.to_string()))?;
+            let layout =
+                if t == first.outtype { first.clone() } else { layout::retype(&first, t).map_err(not_convertible)? };
             files.push((format!("{name}-{}.gguf", t.name()), Arc::new(layout)));
         }
         Ok(Self { source, files })

@@ -347,6 +347,12 @@ impl Filesystem for GgufFs {
         reply.ok();
     }
 
+    /// Called on every close(2); nothing is buffered for writing, so there is nothing to do
+    /// (without this, fuser logs a warning per close).
+    fn flush(&mut self, _req: &Request<'_>, _ino: u64, _fh: u64, _lock_owner: u64, reply: ReplyEmpty) {
+        reply.ok();
+    }
+
     fn releasedir(&mut self, _req: &Request<'_>, _ino: u64, fh: u64, _flags: i32, reply: ReplyEmpty) {
         lock(&self.dirs).remove(fh);
         reply.ok();

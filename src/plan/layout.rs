@@ -45,6 +45,8 @@ pub struct Layout {
     pub commit: String,
     pub outtype: OutType,
     pub gguf_arch: &'static str,
+    /// The HF class name the architecture was chosen by.
+    pub hf_arch: String,
     pub kv: KvMap,
     /// Bytes `[0, header.len())`: magic to the end of the padding before the data section.
     pub header: Vec<u8>,
@@ -75,6 +77,32 @@ pub fn build(source: &SourceModel, outtype: OutType) -> Result<Layout, PlanError
     kv.set("general.quantization_version", Value::U32(QUANTIZATION_VERSION));
     arch.set_vocab(&ctx, &mut kv).map_err(arch_err)?;
 
+    Ok(assemble(source.repo_id.clone(), source.commit.clone(), arch, ctx.hf_arch.clone(), kv, planned, outtype))
+}
+
+/// The same model as another output type. Only `general.file_type` and the tensor types
+/// (hence offsets) differ between output types, so the vocabulary and metadata work of
+/// `build` is not repeated.
+pub fn retype(layout: &Layout, outtype: OutType) -> Result<Layout, PlanError> {
+    let arch =
+        arch::lookup(&layout.hf_arch).map_err(|e| PlanError::Arch { repo: layout.repo_id.clone(), source: e })?;
+    let mut kv = layout.kv.clone();
+    if kv.get("general.file_type").is_some() {
+        kv.set("general.file_type", Value::U32(outtype.file_type()));
+    }
+    let planned = layout.tensors.iter().map(|t| t.plan.clone()).collect();
+    Ok(assemble(layout.repo_id.clone(), layout.commit.clone(), arch, layout.hf_arch.clone(), kv, planned, outtype))
+}
+
+fn assemble(
+    repo_id: String,
+    commit: String,
+    arch: &'static dyn Architecture,
+    hf_arch: String,
+    kv: KvMap,
+    planned: Vec<PlannedTensor>,
+    outtype: OutType,
+) -> Layout {
     let infos = tensor_infos(arch, &planned, outtype);
     let header = writer::header_bytes(&kv, &infos);
     let data_start = header.len() as u64;
@@ -84,16 +112,7 @@ pub fn build(source: &SourceModel, outtype: OutType) -> Result<Layout, PlanError
         .zip(planned)
         .map(|(info, plan)| LaidTensor { file_offset: data_start + info.offset, info, plan })
         .collect();
-    Ok(Layout {
-        repo_id: source.repo_id.clone(),
-        commit: source.commit.clone(),
-        outtype,
-        gguf_arch: arch.gguf_arch(),
-        kv,
-        header,
-        tensors,
-        size,
-    })
+    Layout { repo_id, commit, outtype, gguf_arch: arch.gguf_arch(), hf_arch, kv, header, tensors, size }
 }
 
 /// `general.quantization_version`: GGML_QUANT_VERSION, always 2 in the reference.
@@ -166,13 +185,18 @@ mod tests {
         }
     }
 
-    /// Sizes and tensor records of every output type equal the goldens'.
+    /// Sizes and tensor records of every output type equal the goldens', whether built
+    /// directly or re-typed from another type's layout.
     #[test]
     fn every_type_has_the_golden_size_and_tensor_table() {
         for repo in FIXTURES {
             let source = fixture_source(repo);
+            let f16 = build(&source, OutType::F16).unwrap();
             for t in OutType::ALL {
                 let layout = build(&source, t).unwrap_or_else(|e| panic!("{repo} {t:?}: {e}"));
+                let retyped = retype(&f16, t).unwrap();
+                assert_eq!(retyped.header, layout.header, "{repo} {t:?}: retype differs from build");
+                assert_eq!(retyped.size, layout.size);
                 let g = golden(repo, t.name());
                 assert_eq!(layout.size, g["file"]["size"].as_u64().unwrap(), "{repo} {t:?} size");
                 for (ours, theirs) in layout.tensors.iter().zip(g["tensors"].as_array().unwrap()) {
