@@ -5,7 +5,10 @@ use anyhow::Context;
 use clap::Args;
 use serde_json::{json, Value};
 
+use ggufs::gguf::Value as GgufValue;
 use ggufs::hub::{HubClient, HubConfig};
+use ggufs::plan::layout::Layout;
+use ggufs::plan::OutType;
 use ggufs::source::{fetch_source, SourceModel};
 
 /// Arguments of `inspect`.
@@ -19,6 +22,10 @@ pub struct InspectArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
+    /// Also compute the virtual GGUF header for this output type (f32, f16, bf16, q8_0) and
+    /// print its KVs and tensor table like gguf-dump.
+    #[arg(long, value_parser = super::pull::parse_outtype)]
+    outtype: Option<OutType>,
 }
 
 /// Runs the subcommand.
@@ -26,11 +33,18 @@ pub async fn run(args: InspectArgs) -> anyhow::Result<()> {
     let (repo, rev) = super::parse_repo_ref(&args.repo)?;
     let client = HubClient::new(HubConfig::from_env(args.endpoint))?;
     let model = fetch_source(&client, &repo, &rev).await.with_context(|| format!("inspecting {repo}@{rev}"))?;
-    let report = describe(&model);
+    let mut report = describe(&model);
+    if let Some(t) = args.outtype {
+        let layout = ggufs::plan::layout::build(&model, t).with_context(|| format!("converting {repo}@{rev}"))?;
+        report["gguf"] = gguf_report(&layout);
+    }
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
     } else {
         print_text(&report);
+        if report.get("gguf").is_some() {
+            print_gguf(&report["gguf"]);
+        }
     }
     Ok(())
 }
@@ -64,6 +78,76 @@ fn describe(model: &SourceModel) -> Value {
         "parameters": parameters,
         "tensors": tensors,
     })
+}
+
+/// The computed GGUF header: KVs (arrays summarised) and the tensor table.
+fn gguf_report(layout: &Layout) -> Value {
+    let kvs: Vec<Value> = layout
+        .kv
+        .entries()
+        .iter()
+        .map(|(k, v)| json!({"key": k, "type": v.value_type().name(), "value": kv_value(v)}))
+        .collect();
+    let tensors: Vec<Value> = layout
+        .tensors
+        .iter()
+        .map(|t| json!({"name": t.info.name, "type": t.info.ty.name(), "ne": t.info.ne, "offset": t.info.offset}))
+        .collect();
+    json!({"file_type": layout.outtype.name(), "size": layout.size, "header_size": layout.header.len(), "kv": kvs, "tensors": tensors})
+}
+
+fn kv_value(v: &GgufValue) -> Value {
+    match v {
+        GgufValue::Array(et, items) => {
+            let head: Vec<Value> = items.iter().take(5).map(kv_value).collect();
+            json!({"element_type": et.name(), "length": items.len(), "head": head})
+        }
+        GgufValue::String(b) => json!(String::from_utf8_lossy(b)),
+        GgufValue::Bool(b) => json!(b),
+        GgufValue::F32(x) => json!(x),
+        GgufValue::F64(x) => json!(x),
+        other => serde_json::from_str(&format!("{other:?}").split(['(', ')']).nth(1).unwrap_or("null"))
+            .unwrap_or(Value::Null),
+    }
+}
+
+fn print_gguf(g: &Value) {
+    println!(
+        "virtual GGUF ({}): {} bytes, header {} bytes",
+        g["file_type"].as_str().unwrap_or_default(),
+        g["size"],
+        g["header_size"]
+    );
+    let kvs = g["kv"].as_array().cloned().unwrap_or_default();
+    println!("* {} key/value pairs", kvs.len());
+    for (i, kv) in kvs.iter().enumerate() {
+        let v = &kv["value"];
+        let shown = if v.is_object() {
+            format!("[{}] {} {}", v["element_type"].as_str().unwrap_or(""), v["length"], v["head"])
+        } else {
+            v.to_string()
+        };
+        let shown: String = shown.chars().take(100).collect();
+        println!(
+            "  {:4}: {:<8} | {} = {}",
+            i + 1,
+            kv["type"].as_str().unwrap_or_default(),
+            kv["key"].as_str().unwrap_or_default(),
+            shown
+        );
+    }
+    let ts = g["tensors"].as_array().cloned().unwrap_or_default();
+    println!("* {} tensors", ts.len());
+    for (i, t) in ts.iter().enumerate() {
+        println!(
+            "  {:4}: {:<5} {:<40} {:<20} @ {}",
+            i + 1,
+            t["type"].as_str().unwrap_or_default(),
+            t["name"].as_str().unwrap_or_default(),
+            t["ne"].to_string(),
+            t["offset"]
+        );
+    }
 }
 
 fn print_text(r: &Value) {

@@ -28,7 +28,8 @@ pub struct PullArgs {
     endpoint: Option<String>,
 }
 
-fn parse_outtype(s: &str) -> Result<OutType, String> {
+/// Parses `--outtype`.
+pub fn parse_outtype(s: &str) -> Result<OutType, String> {
     OutType::parse(s).ok_or_else(|| format!("unknown output type {s:?} (expected f32, f16, bf16 or q8_0)"))
 }
 
