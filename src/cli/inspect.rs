@@ -106,8 +106,14 @@ fn kv_value(v: &GgufValue) -> Value {
         GgufValue::Bool(b) => json!(b),
         GgufValue::F32(x) => json!(x),
         GgufValue::F64(x) => json!(x),
-        other => serde_json::from_str(&format!("{other:?}").split(['(', ')']).nth(1).unwrap_or("null"))
-            .unwrap_or(Value::Null),
+        GgufValue::U8(x) => json!(x),
+        GgufValue::I8(x) => json!(x),
+        GgufValue::U16(x) => json!(x),
+        GgufValue::I16(x) => json!(x),
+        GgufValue::U32(x) => json!(x),
+        GgufValue::I32(x) => json!(x),
+        GgufValue::U64(x) => json!(x),
+        GgufValue::I64(x) => json!(x),
     }
 }
 
