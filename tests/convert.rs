@@ -134,3 +134,39 @@ fn an_unsupported_architecture_is_a_clear_error_naming_it() {
     let msg = err.to_string();
     assert!(msg.contains("FrobnicatorForCausalLM") && msg.contains("LlamaForCausalLM"), "unclear error: {msg}");
 }
+
+/// A copy of the SmolLM2 fixture under `acme/<name>` with one file changed or removed.
+fn smollm_variant(name: &str, edit: impl FnOnce(&std::path::Path)) -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = fixture_dir("HuggingFaceTB/SmolLM2-135M-Instruct");
+    let dst = tmp.path().join("acme").join(name);
+    std::fs::create_dir_all(&dst).unwrap();
+    for e in std::fs::read_dir(&src).unwrap() {
+        let p = e.unwrap().path();
+        std::fs::copy(&p, dst.join(p.file_name().unwrap())).unwrap();
+    }
+    edit(&dst);
+    tmp
+}
+
+fn open_err(root: &std::path::Path, repo: &str) -> String {
+    let hub = start_hub_at(root);
+    let client = Arc::new(client(&hub));
+    runtime().block_on(open_file(client, repo, "main", OutType::F16)).err().expect("must fail").to_string()
+}
+
+#[test]
+fn an_unknown_or_missing_tokenizer_is_a_clear_error() {
+    let unknown = smollm_variant("odd-tokenizer", |dir| {
+        let p = dir.join("tokenizer.json");
+        let mut tok: serde_json::Value = serde_json::from_slice(&std::fs::read(&p).unwrap()).unwrap();
+        tok["normalizer"] = serde_json::json!({"type": "Lowercase"});
+        std::fs::write(&p, tok.to_string()).unwrap();
+    });
+    let msg = open_err(unknown.path(), "acme/odd-tokenizer");
+    assert!(msg.contains("pre-tokenizer") && msg.contains("not recognized"), "unclear error: {msg}");
+
+    let missing = smollm_variant("no-tokenizer", |dir| std::fs::remove_file(dir.join("tokenizer.json")).unwrap());
+    let msg = open_err(missing.path(), "acme/no-tokenizer");
+    assert!(msg.contains("tokenizer"), "unclear error: {msg}");
+}

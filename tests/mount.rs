@@ -240,3 +240,76 @@ fn unmount_with_a_mapped_reader_neither_hangs_nor_crashes_and_remount_works() {
         golden(repo, "F16")["file"]["sha256"].as_str().unwrap()
     );
 }
+
+#[test]
+fn revisions_are_addressed_by_path_and_unconvertible_repos_are_enoent() {
+    let hub = start_hub();
+    let m = Mounted::new(&hub, &[]);
+    let repo = "HuggingFaceTB/SmolLM2-135M-Instruct";
+    let sha = fake_commit(repo);
+    for rev in ["main", sha.as_str(), &sha[..7]] {
+        let dir = m.dir.path().join(format!("{repo}@{rev}"));
+        let mut names: Vec<String> =
+            std::fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name().into_string().unwrap()).collect();
+        names.sort();
+        assert_eq!(names.len(), 4, "{rev}: {names:?}");
+        let f16 = dir.join("SmolLM2-135M-Instruct-F16.gguf");
+        assert_eq!(std::fs::metadata(&f16).unwrap().len(), golden(repo, "F16")["file"]["size"].as_u64().unwrap());
+    }
+    for missing in [format!("{repo}@no-such-branch"), "nobody/nothing".to_string(), format!("{repo}/nope.gguf")] {
+        let err = std::fs::metadata(m.dir.path().join(&missing)).expect_err("must not exist");
+        assert_eq!(err.raw_os_error(), Some(libc::ENOENT), "{missing}: {err}");
+    }
+}
+
+#[test]
+fn an_unsupported_model_is_enoent_and_the_mount_keeps_serving() {
+    let tmp = tempfile::tempdir().unwrap();
+    let src = fixture_dir("openai-community/gpt2");
+    let dst = tmp.path().join("acme/odd");
+    std::fs::create_dir_all(&dst).unwrap();
+    for f in ["model.safetensors", "tokenizer.json", "config.json"] {
+        std::fs::copy(src.join(f), dst.join(f)).unwrap();
+    }
+    let mut config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(src.join("config.json")).unwrap()).unwrap();
+    config["architectures"] = serde_json::json!(["FrobnicatorForCausalLM"]);
+    std::fs::write(dst.join("config.json"), config.to_string()).unwrap();
+    let hub = start_hub_at(tmp.path());
+    let m = Mounted::new(&hub, &[]);
+    let err = std::fs::read_dir(m.dir.path().join("acme/odd")).expect_err("unsupported model must not be served");
+    assert_eq!(err.raw_os_error(), Some(libc::ENOENT));
+    assert!(m.handle.as_ref().unwrap().is_running());
+}
+
+#[test]
+fn sigterm_unmounts_a_foreground_mount_cleanly() {
+    let hub = start_hub();
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(env!("CARGO_BIN_EXE_ggufs"))
+        .args(["mount", "--foreground", "--model", "openai-community/gpt2"])
+        .arg(dir.path())
+        .env("HF_ENDPOINT", hub.endpoint())
+        .spawn()
+        .unwrap();
+    let file = dir.path().join("openai-community/gpt2/gpt2-Q8_0.gguf");
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while !file.exists() {
+        assert!(std::time::Instant::now() < deadline, "mount did not come up");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    let reader = std::fs::File::open(&file).unwrap();
+    // SAFETY: plain kill(2) on our child.
+    unsafe { libc::kill(child.id() as i32, libc::SIGTERM) };
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    let status = loop {
+        if let Some(s) = child.try_wait().unwrap() {
+            break s;
+        }
+        assert!(std::time::Instant::now() < deadline, "daemon did not exit on SIGTERM");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    drop(reader);
+    assert!(status.success(), "daemon exit status {status}");
+    assert!(!ggufs::fs::is_mount_point(&dir.path().canonicalize().unwrap()), "still mounted after SIGTERM");
+}
