@@ -1,6 +1,6 @@
 //! Real kernel mounts of an in-memory namespace (needs root and /dev/fuse).
 
-mod support_fs;
+mod support;
 
 use std::ffi::CString;
 use std::fs::{File, OpenOptions};
@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use ggufs::fs::{is_stale_mount, mount, FsError, MountOptions, UnmountOutcome};
 use sha2::{Digest, Sha256};
-use support_fs::*;
+use support::mem_ns::*;
 
 const LIMIT: Duration = Duration::from_secs(60);
 

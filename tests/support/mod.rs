@@ -8,6 +8,7 @@ use std::time::Duration;
 use ggufs::hub::{HubClient, HubConfig, RetryConfig};
 use ggufs_fakehub::FakeHub;
 
+pub mod mem_ns;
 pub mod mount;
 
 /// The seven public fixture repos.
