@@ -28,6 +28,9 @@ pub struct MountArgs {
     /// Repos (`ORG/REPO[@REV]`) listed at the root; any other repo is reachable by path.
     #[arg(long = "model", short = 'm')]
     models: Vec<String>,
+    /// A file listing repos to show at the root, one `ORG/REPO[@REV]` per line (`#` comments).
+    #[arg(long)]
+    config: Option<PathBuf>,
     /// Hub endpoint (default: $HF_ENDPOINT or https://huggingface.co).
     #[arg(long)]
     endpoint: Option<String>,
@@ -46,7 +49,11 @@ pub struct MountArgs {
 }
 
 /// Runs `mount`.
-pub fn run(args: MountArgs) -> anyhow::Result<()> {
+pub fn run(mut args: MountArgs) -> anyhow::Result<()> {
+    if let Some(path) = &args.config {
+        let text = std::fs::read_to_string(path).with_context(|| format!("reading {}", path.display()))?;
+        args.models.extend(config_repos(&text));
+    }
     for repo in &args.models {
         ggufs::catalog::parse_repo_dir(repo).with_context(|| format!("--model {repo:?}: expected ORG/REPO[@REV]"))?;
     }
@@ -71,6 +78,11 @@ pub fn run(args: MountArgs) -> anyhow::Result<()> {
     let outcome = fs::run_foreground(catalog, &args.mountpoint, opts)?;
     tracing::info!(?outcome, "unmounted");
     Ok(())
+}
+
+/// The repos a `--config` file lists: one per line, blank lines and `#` comments ignored.
+fn config_repos(text: &str) -> Vec<String> {
+    text.lines().map(|l| l.split('#').next().unwrap_or("").trim()).filter(|l| !l.is_empty()).map(String::from).collect()
 }
 
 /// Starts `ggufs mount --foreground ...` detached and waits until the mount is live.
@@ -136,4 +148,15 @@ pub fn run_unmount(args: UnmountArgs) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn config_files_list_one_repo_per_line_with_comments() {
+        let text = "# models\nQwen/Qwen2.5-0.5B-Instruct\n\n  google/gemma-3-1b-it@main  # pinned\n";
+        assert_eq!(config_repos(text), vec!["Qwen/Qwen2.5-0.5B-Instruct", "google/gemma-3-1b-it@main"]);
+    }
 }
