@@ -3,7 +3,7 @@
 //!
 //! Blocks are keyed by content: (LFS sha256 of the shard, block index). A new commit that keeps a
 //! shard unchanged therefore reuses its blocks, and no key can ever go stale. Each block is one
-//! file `<dir>/blocks/<block KiB>k/<sha[..2]>/<sha>/<index>`, written to a temp name and renamed
+//! file `<dir>/blocks/bs<block size>/<sha[..2]>/<sha>/<index>`, written to a temp name and renamed
 //! (readers never see a partial block) and checked against its digest on every read. The size
 //! cap is enforced by LRU over file mtimes (reads touch them), under an `flock` on `<dir>/lock`
 //! so two daemons can share a directory. `meta` adds the repo descriptions `--offline` needs.
@@ -109,7 +109,7 @@ impl DiskCache {
             return Err(CacheError::BadBlockSize(block_size));
         }
         make_private_dir(dir)?;
-        let blocks_dir = dir.join("blocks").join(format!("{}k", block_size.div_ceil(1024)));
+        let blocks_dir = dir.join("blocks").join(format!("bs{block_size}"));
         make_private_dir(&blocks_dir)?;
         let lock_path = dir.join("lock");
         let lock_file = OpenOptions::new()
