@@ -130,8 +130,7 @@ impl DiskCache {
             temp_counter: AtomicU64::new(0),
             inflight: Mutex::new(HashMap::new()),
         };
-        let used = cache.scan().iter().map(|f| f.size).sum();
-        cache.used.store(used, Ordering::Relaxed);
+        cache.refresh_usage();
         Ok(cache)
     }
 
@@ -215,11 +214,15 @@ impl DiskCache {
         Ok(())
     }
 
-    /// Deletes least recently used blocks until the cache is under its cap (with some slack).
+    /// If the cache is over its cap, deletes least recently used blocks until it is under (with
+    /// some slack).
     /// Blocks being fetched and temp files still being written are never touched.
     pub fn evict(&self) {
-        // One evictor per process; others skip since it will free enough for them too.
-        let Ok(_guard) = self.evicting.try_lock() else { return };
+        // One evictor per process at a time; a waiter that finds the cache already freed returns.
+        let _guard = self.evicting.lock().unwrap_or_else(|p| p.into_inner());
+        if self.used.load(Ordering::Relaxed) <= self.max_bytes {
+            return;
+        }
         let _flock = FlockGuard::exclusive(&self.lock_file);
         let mut files = self.scan();
         let protected: Vec<PathBuf> = match self.inflight.lock() {
@@ -250,6 +253,12 @@ impl DiskCache {
         }
         self.used.store(total, Ordering::Relaxed);
         debug!(removed, total, max = self.max_bytes, "cache eviction");
+    }
+
+    /// Recounts the bytes on disk (other daemons' writes included).
+    pub fn refresh_usage(&self) {
+        let used = self.scan().iter().map(|f| f.size).sum();
+        self.used.store(used, Ordering::Relaxed);
     }
 
     /// Every block file with its size and last access; removes stale temp files on the way.

@@ -238,6 +238,10 @@ async fn fetch_run(
             map.remove(&(sha.clone(), i));
         }
     }
+    // Blocks of this run were protected from the evictions their own writes triggered.
+    if cache.used_bytes() > cache.max_bytes() {
+        let _ = tokio::task::spawn_blocking(move || cache.evict()).await;
+    }
     result
 }
 

@@ -60,6 +60,7 @@ fn two_caches_on_one_directory_share_blocks_and_stay_under_the_cap() {
         })
         .collect();
     writers.into_iter().for_each(|w| w.join().unwrap());
+    a.refresh_usage();
     a.evict();
     let on_disk = a.scan();
     assert!(on_disk.iter().map(|f| f.size).sum::<u64>() <= cap);
