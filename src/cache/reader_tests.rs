@@ -207,3 +207,33 @@ async fn the_cache_is_private_to_the_user() {
     assert_eq!(mode(block.parent().unwrap()), 0o700);
     assert_eq!(mode(&root.join("lock")), 0o600);
 }
+
+/// Fails its first request, then serves like `Fake`.
+struct FailsOnce {
+    fake: Arc<Fake>,
+    failed: Mutex<bool>,
+}
+
+impl SourceReader for FailsOnce {
+    fn read(&self, shard: usize, range: Range<u64>) -> BoxFuture<'_, Result<Bytes, SourceReadError>> {
+        let fail = !std::mem::replace(&mut *self.failed.lock().unwrap(), true);
+        if fail {
+            return async { Err(SourceReadError::Io("boom".into())) }.boxed();
+        }
+        self.fake.read(shard, range)
+    }
+}
+
+#[tokio::test]
+async fn a_failed_fetch_is_reported_stores_nothing_and_is_retried_by_the_next_read() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = Fake::new(Duration::ZERO);
+    let c = cache(dir.path(), u64::MAX);
+    let inner = Arc::new(FailsOnce { fake: fake.clone(), failed: Mutex::new(false) });
+    let r = CachedReader::new(Some(inner as Arc<dyn SourceReader>), c.clone(), source(Some(SHA)));
+    assert_eq!(r.read(0, 0..10).await.unwrap_err(), SourceReadError::Io("boom".into()));
+    assert!(c.inflight.lock().unwrap().is_empty(), "a failed fetch left in-flight entries");
+    assert!(!c.block_path(SHA, 0).exists());
+    assert_eq!(read(&r, 0..10).await.as_ref(), &fake.data[..10]);
+    assert_eq!(fake.take_calls(), vec![0..BS]);
+}
