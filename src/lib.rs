@@ -5,6 +5,7 @@
 //! → `vfile` (byte ranges of the virtual file, using `quant` and `cache`) → `fs` (FUSE).
 
 pub mod arch;
+pub mod cache;
 pub mod catalog;
 pub mod fs;
 pub mod gguf;
