@@ -55,3 +55,34 @@ fn inspect_reports_a_missing_repo_and_fails() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("nobody/nothing") && err.contains("not found"), "{err}");
 }
+
+/// `pull` fills the cache; `pull --offline` then rebuilds another output type from the
+/// cache alone, with the Hub gone.
+#[test]
+fn pull_offline_from_a_warm_cache_needs_no_hub() {
+    let repo = "mistralai/Mixtral-8x7B-v0.1";
+    let tmp = tempfile::tempdir().unwrap();
+    let cache = tmp.path().join("cache");
+    let hub = support::start_hub();
+    let online = std::process::Command::new(env!("CARGO_BIN_EXE_ggufs"))
+        .args(["pull", repo, "--outtype", "f16", "-o"])
+        .arg(tmp.path().join("a.gguf"))
+        .arg("--cache-dir")
+        .arg(&cache)
+        .env("HF_ENDPOINT", hub.endpoint())
+        .status()
+        .unwrap();
+    assert!(online.success());
+    drop(hub);
+    let offline = std::process::Command::new(env!("CARGO_BIN_EXE_ggufs"))
+        .args(["pull", repo, "--outtype", "q8_0", "--offline", "-o"])
+        .arg(tmp.path().join("b.gguf"))
+        .arg("--cache-dir")
+        .arg(&cache)
+        .env("HF_ENDPOINT", "http://127.0.0.1:9")
+        .output()
+        .unwrap();
+    assert!(offline.status.success(), "{}", String::from_utf8_lossy(&offline.stderr));
+    let bytes = std::fs::read(tmp.path().join("b.gguf")).unwrap();
+    assert_eq!(support::sha256_hex(&bytes), support::golden(repo, "Q8_0")["file"]["sha256"].as_str().unwrap());
+}

@@ -48,6 +48,8 @@ fn the_mount_equals_ggufs_pull_byte_for_byte() {
     let status = Command::new(env!("CARGO_BIN_EXE_ggufs"))
         .args(["pull", repo, "--outtype", "q8_0", "-o"])
         .arg(&pulled)
+        .arg("--cache-dir")
+        .arg(out.path().join("cache"))
         .env("HF_ENDPOINT", hub.endpoint())
         .status()
         .unwrap();
@@ -287,7 +289,7 @@ fn sigterm_unmounts_a_foreground_mount_cleanly() {
     let hub = start_hub();
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_ggufs"))
-        .args(["mount", "--foreground", "--model", "openai-community/gpt2"])
+        .args(["mount", "--foreground", "--model", "openai-community/gpt2", "--no-cache"])
         .arg(dir.path())
         .env("HF_ENDPOINT", hub.endpoint())
         .spawn()

@@ -5,6 +5,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 
+mod cache_args;
 mod inspect;
 mod mount;
 mod pull;

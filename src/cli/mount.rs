@@ -12,7 +12,8 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use clap::Args;
 
-use ggufs::catalog::Catalog;
+use ggufs::cache::CachedProvider;
+use ggufs::catalog::{Catalog, ModelProvider};
 use ggufs::fs::{self, MountOptions, UnmountOutcome};
 use ggufs::hub::{HubClient, HubConfig};
 use ggufs::remote::HubProvider;
@@ -43,6 +44,8 @@ pub struct MountArgs {
     /// Clear a stale mount (a previous daemon that died) at MOUNTPOINT first.
     #[arg(long)]
     force: bool,
+    #[command(flatten)]
+    cache: super::cache_args::CacheArgs,
     /// Log file of the background daemon (default: $XDG_STATE_HOME/ggufs/ggufs.log or /tmp).
     #[arg(long)]
     log_file: Option<PathBuf>,
@@ -73,7 +76,11 @@ pub fn run(mut args: MountArgs) -> anyhow::Result<()> {
         let _guard = runtime.enter();
         Arc::new(HubClient::new(HubConfig::from_env(args.endpoint.clone()))?)
     };
-    let catalog = Arc::new(Catalog::new(Arc::new(HubProvider::new(client)), args.models.clone()));
+    let provider: Arc<dyn ModelProvider> = match args.cache.open()? {
+        Some(c) => Arc::new(CachedProvider::new((!args.cache.offline()).then_some(client), c.disk, c.meta)),
+        None => Arc::new(HubProvider::new(client)),
+    };
+    let catalog = Arc::new(Catalog::new(provider, args.models.clone()));
     opts.runtime = Some(runtime.handle().clone());
     let outcome = fs::run_foreground(catalog, &args.mountpoint, opts)?;
     tracing::info!(?outcome, "unmounted");

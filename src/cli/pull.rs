@@ -7,6 +7,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Args;
 
+use ggufs::cache::open_file_cached;
 use ggufs::hub::{HubClient, HubConfig};
 use ggufs::plan::OutType;
 use ggufs::pull::pull_to;
@@ -26,6 +27,8 @@ pub struct PullArgs {
     /// Hub endpoint (default: $HF_ENDPOINT or https://huggingface.co).
     #[arg(long)]
     endpoint: Option<String>,
+    #[command(flatten)]
+    cache: super::cache_args::CacheArgs,
 }
 
 /// Parses `--outtype`.
@@ -37,7 +40,14 @@ pub fn parse_outtype(s: &str) -> Result<OutType, String> {
 pub async fn run(args: PullArgs) -> anyhow::Result<()> {
     let (repo, rev) = super::parse_repo_ref(&args.repo)?;
     let client = Arc::new(HubClient::new(HubConfig::from_env(args.endpoint))?);
-    let file = open_file(client, &repo, &rev, args.outtype).await.with_context(|| format!("opening {repo}@{rev}"))?;
+    let file = match args.cache.open()? {
+        Some(c) => {
+            let client = (!args.cache.offline()).then_some(client);
+            open_file_cached(client, c.disk, &c.meta, &repo, &rev, args.outtype).await.map_err(anyhow::Error::from)
+        }
+        None => open_file(client, &repo, &rev, args.outtype).await.map_err(anyhow::Error::from),
+    }
+    .with_context(|| format!("opening {repo}@{rev}"))?;
     let name = format!("{}-{}.gguf", ggufs::catalog::repo_file_stem(&repo), args.outtype.name());
     let dest = args.output.unwrap_or_else(|| PathBuf::from(name));
     let started = std::time::Instant::now();
