@@ -29,8 +29,8 @@ pub const FIXTURES: [&str; 7] = [
 
 /// The breadth fixture repos committed in this repo (`tests/fixtures/hub`), whose tokenizer
 /// files come from the shared corpus directory named in their `tokenizer-from.txt`.
-pub const BREADTH_FIXTURES: [&str; 3] =
-    ["Qwen/Qwen3-0.6B", "meta-llama/Llama-3.2-1B-Instruct", "EleutherAI/pythia-70m"];
+pub const BREADTH_FIXTURES: [&str; 4] =
+    ["Qwen/Qwen3-0.6B", "meta-llama/Llama-3.2-1B-Instruct", "EleutherAI/pythia-70m", "Qwen/Qwen3-30B-A3B"];
 
 /// This repo's `tests/fixtures` directory.
 fn local_fixtures() -> PathBuf {

@@ -12,6 +12,7 @@ pub mod names;
 pub mod phi3;
 pub mod qwen2;
 pub mod qwen3;
+pub mod qwen_moe;
 pub mod text;
 
 use serde_json::{Map, Value as Json};
@@ -108,6 +109,7 @@ static REGISTRY: &[(&str, &dyn Architecture)] = &[
     ("Qwen2ForCausalLM", &qwen2::Qwen2),
     ("Qwen3ForCausalLM", &qwen3::Qwen3),
     ("Qwen3Model", &qwen3::Qwen3),
+    ("Qwen3MoeForCausalLM", &qwen_moe::Qwen3Moe),
     ("Phi3ForCausalLM", &phi3::Phi3),
     ("GPTNeoXForCausalLM", &gptneox::GptNeox),
     ("GPT2LMHeadModel", &gpt2::Gpt2),

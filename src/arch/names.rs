@@ -82,6 +82,18 @@ pub const GPT2: &[NameRule] = &[
     ("h.{bid}.mlp.c_proj", "blk.{bid}.ffn_down"),
 ];
 
+/// Qwen2/Qwen3 MoE: router, stacked experts (named as the reference merges them), shared expert.
+pub const QWEN_MOE_BLOCK: &[NameRule] = &[
+    ("model.layers.{bid}.mlp.gate", "blk.{bid}.ffn_gate_inp"),
+    ("model.layers.{bid}.mlp.experts.down_proj", "blk.{bid}.ffn_down_exps"),
+    ("model.layers.{bid}.mlp.experts.gate_proj", "blk.{bid}.ffn_gate_exps"),
+    ("model.layers.{bid}.mlp.experts.up_proj", "blk.{bid}.ffn_up_exps"),
+    ("model.layers.{bid}.mlp.shared_expert.gate_proj", "blk.{bid}.ffn_gate_shexp"),
+    ("model.layers.{bid}.mlp.shared_expert.up_proj", "blk.{bid}.ffn_up_shexp"),
+    ("model.layers.{bid}.mlp.shared_expert.down_proj", "blk.{bid}.ffn_down_shexp"),
+    ("model.layers.{bid}.mlp.shared_expert_gate", "blk.{bid}.ffn_gate_inp_shexp"),
+];
+
 /// GPT-NeoX / Pythia.
 pub const GPTNEOX: &[NameRule] = &[
     ("gpt_neox.embed_in", "token_embd"),

@@ -166,6 +166,12 @@ fn gptneox_qkv_regrouping_bytes_match_golden() {
 }
 
 #[test]
+fn qwen3moe_expert_stacks_and_router_bytes_match_golden() {
+    let n = assert_bytes_match("Qwen/Qwen3-30B-A3B", |t| t.name.contains("exps") || t.name.contains("gate_inp"));
+    assert_eq!(n, 8);
+}
+
+#[test]
 fn gemma3_embedding_is_cut_to_tokenizer_json_vocab() {
     let mut src = fixture_source("google/gemma-3-1b-it");
     let tj = r#"{"model":{"vocab":{"a":0,"b":1,"c":2}},"added_tokens":[{"id":3}]}"#;

@@ -6,7 +6,8 @@ use std::path::{Path, PathBuf};
 use super::shared_dir;
 
 /// The breadth fixture repos (families beyond the seven public fixtures).
-pub const BREADTH: [&str; 3] = ["Qwen/Qwen3-0.6B", "meta-llama/Llama-3.2-1B-Instruct", "EleutherAI/pythia-70m"];
+pub const BREADTH: [&str; 4] =
+    ["Qwen/Qwen3-0.6B", "meta-llama/Llama-3.2-1B-Instruct", "EleutherAI/pythia-70m", "Qwen/Qwen3-30B-A3B"];
 
 const TOKENIZER_FILES: [&str; 6] =
     ["tokenizer.json", "tokenizer.model", "merges.txt", "vocab.json", "special_tokens_map.json", "added_tokens.json"];
