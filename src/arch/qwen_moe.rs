@@ -1,6 +1,7 @@
-//! Qwen3-MoE (`Qwen3MoeModel`, GGUF arch `qwen3moe`): Qwen3 attention (q/k norms), a router
-//! `mlp.gate`, and per-expert projections stacked per layer in the order down, gate, up once
-//! a layer's last expert tensor has been read.
+//! Qwen2-MoE and Qwen3-MoE (`Qwen2MoeModel`/`Qwen3MoeModel`, GGUF archs `qwen2moe`/`qwen3moe`):
+//! Qwen attention (biases for Qwen2, q/k norms for Qwen3), a router `mlp.gate`, an optional
+//! shared expert, and per-expert projections stacked per layer in the order down, gate, up
+//! once a layer's last expert tensor has been read.
 
 use std::collections::BTreeMap;
 
@@ -13,12 +14,19 @@ use crate::gguf::KvMap;
 use crate::plan::{ElemOp, PlannedTensor, RowOrder, TensorSource};
 use crate::vocab::{self, VocabInput};
 
-/// The `qwen3moe` family.
-pub struct Qwen3Moe;
+/// The Qwen MoE families; `arch` is the GGUF architecture name (`qwen2moe` or `qwen3moe`).
+pub struct QwenMoe {
+    pub arch: &'static str,
+}
 
-impl Architecture for Qwen3Moe {
+/// `Qwen2MoeForCausalLM`.
+pub const QWEN2MOE: QwenMoe = QwenMoe { arch: "qwen2moe" };
+/// `Qwen3MoeForCausalLM`.
+pub const QWEN3MOE: QwenMoe = QwenMoe { arch: "qwen3moe" };
+
+impl Architecture for QwenMoe {
     fn gguf_arch(&self) -> &'static str {
-        "qwen3moe"
+        self.arch
     }
 
     fn tensors(&self, ctx: &ModelCtx) -> Result<Vec<PlannedTensor>, ArchError> {
@@ -39,16 +47,19 @@ impl Architecture for Qwen3Moe {
     }
 
     fn set_parameters(&self, ctx: &ModelCtx, kv: &mut KvMap) -> Result<(), ArchError> {
-        text::set_common_parameters(ctx, "qwen3moe", kv)?;
+        let arch = self.arch;
+        text::set_common_parameters(ctx, arch, kv)?;
         let moe_ff = ctx.hparams.get("moe_intermediate_size");
-        text::put_u32_opt(kv, "qwen3moe.expert_feed_forward_length".into(), moe_ff)?;
+        text::put_u32_opt(kv, format!("{arch}.expert_feed_forward_length"), moe_ff)?;
         let shared_ff = ctx.hparams.get("shared_expert_intermediate_size");
-        text::put_u32_opt(kv, "qwen3moe.expert_shared_feed_forward_length".into(), shared_ff)
+        text::put_u32_opt(kv, format!("{arch}.expert_shared_feed_forward_length"), shared_ff)
     }
 
     fn set_vocab(&self, ctx: &ModelCtx, kv: &mut KvMap) -> Result<(), ArchError> {
-        if ctx.raw_config.get("architectures").and_then(|a| a.get(0)).and_then(Json::as_str)
-            == Some("InternS1ForConditionalGeneration")
+        // only Qwen3-MoE routes InternS1 checkpoints to their own vocabulary
+        if self.arch == "qwen3moe"
+            && ctx.raw_config.get("architectures").and_then(|a| a.get(0)).and_then(Json::as_str)
+                == Some("InternS1ForConditionalGeneration")
         {
             return Err(ArchError::Unsupported("InternS1 vocabulary".into(), "Qwen BPE".into()));
         }

@@ -172,6 +172,12 @@ fn qwen3moe_expert_stacks_and_router_bytes_match_golden() {
 }
 
 #[test]
+fn qwen2moe_shared_expert_and_biases_bytes_match_golden() {
+    let n = assert_bytes_match("Qwen/Qwen1.5-MoE-A2.7B", |t| t.name.starts_with("blk.0."));
+    assert_eq!(n, 17);
+}
+
+#[test]
 fn gemma3_embedding_is_cut_to_tokenizer_json_vocab() {
     let mut src = fixture_source("google/gemma-3-1b-it");
     let tj = r#"{"model":{"vocab":{"a":0,"b":1,"c":2}},"added_tokens":[{"id":3}]}"#;

@@ -6,8 +6,13 @@ use std::path::{Path, PathBuf};
 use super::shared_dir;
 
 /// The breadth fixture repos (families beyond the seven public fixtures).
-pub const BREADTH: [&str; 4] =
-    ["Qwen/Qwen3-0.6B", "meta-llama/Llama-3.2-1B-Instruct", "EleutherAI/pythia-70m", "Qwen/Qwen3-30B-A3B"];
+pub const BREADTH: [&str; 5] = [
+    "Qwen/Qwen3-0.6B",
+    "meta-llama/Llama-3.2-1B-Instruct",
+    "EleutherAI/pythia-70m",
+    "Qwen/Qwen3-30B-A3B",
+    "Qwen/Qwen1.5-MoE-A2.7B",
+];
 
 const TOKENIZER_FILES: [&str; 6] =
     ["tokenizer.json", "tokenizer.model", "merges.txt", "vocab.json", "special_tokens_map.json", "added_tokens.json"];
