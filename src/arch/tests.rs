@@ -178,6 +178,25 @@ fn qwen2moe_shared_expert_and_biases_bytes_match_golden() {
 }
 
 #[test]
+fn qwen3_reranker_is_refused_not_converted_wrongly() {
+    let mut src = fixture_source("Qwen/Qwen3-0.6B");
+    src.files.insert("README.md", b"# Qwen3-Reranker-0.6B\n".to_vec());
+    let ctx = ModelCtx::new(&src, OutType::F16).unwrap();
+    let e = lookup(&ctx.hf_arch).unwrap().tensors(&ctx).err().unwrap().to_string();
+    assert!(e.contains("reranker"), "{e}");
+}
+
+#[test]
+fn fused_qwen_moe_experts_are_refused() {
+    let mut src = fixture_source("Qwen/Qwen3-30B-A3B");
+    let i = src.tensors.iter().position(|t| t.name.ends_with("experts.0.down_proj.weight")).unwrap();
+    src.tensors[i].name = "model.layers.0.mlp.experts.gate_up_proj".into();
+    let ctx = ModelCtx::new(&src, OutType::F16).unwrap();
+    let e = lookup(&ctx.hf_arch).unwrap().tensors(&ctx).err().unwrap().to_string();
+    assert!(e.contains("fused"), "{e}");
+}
+
+#[test]
 fn gemma3_embedding_is_cut_to_tokenizer_json_vocab() {
     let mut src = fixture_source("google/gemma-3-1b-it");
     let tj = r#"{"model":{"vocab":{"a":0,"b":1,"c":2}},"added_tokens":[{"id":3}]}"#;
