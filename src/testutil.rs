@@ -27,9 +27,48 @@ pub const FIXTURES: [&str; 7] = [
     "google/gemma-3-1b-it",
 ];
 
-/// A fixture repo directory.
+/// The breadth fixture repos committed in this repo (`tests/fixtures/hub`), whose tokenizer
+/// files come from the shared corpus directory named in their `tokenizer-from.txt`.
+pub const BREADTH_FIXTURES: [&str; 5] = [
+    "Qwen/Qwen3-0.6B",
+    "meta-llama/Llama-3.2-1B-Instruct",
+    "EleutherAI/pythia-70m",
+    "Qwen/Qwen3-30B-A3B",
+    "Qwen/Qwen1.5-MoE-A2.7B",
+];
+
+/// This repo's `tests/fixtures` directory.
+fn local_fixtures() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
+}
+
+/// A fixture repo directory (a breadth fixture's is incomplete: see `fixture_files`).
 pub fn fixture_dir(repo: &str) -> PathBuf {
+    if BREADTH_FIXTURES.contains(&repo) {
+        return local_fixtures().join("hub").join(repo);
+    }
     shared_dir().join("fixtures/hub").join(repo)
+}
+
+/// The tokenizer files a breadth fixture takes from the corpus, as (name, path) pairs.
+pub fn corpus_tokenizer_files(repo_dir: &std::path::Path) -> Vec<(String, PathBuf)> {
+    let from = repo_dir.join("tokenizer-from.txt");
+    let Ok(dir) = std::fs::read_to_string(&from) else {
+        return Vec::new();
+    };
+    let corpus = shared_dir().join("corpus").join(dir.trim());
+    let names = [
+        "tokenizer.json",
+        "tokenizer.model",
+        "merges.txt",
+        "vocab.json",
+        "special_tokens_map.json",
+        "added_tokens.json",
+    ];
+    let found: Vec<(String, PathBuf)> =
+        names.iter().map(|n| (n.to_string(), corpus.join(n))).filter(|(_, p)| p.is_file()).collect();
+    assert!(!found.is_empty(), "no tokenizer files in {} (named by {})", corpus.display(), from.display());
+    found
 }
 
 /// The small (non-safetensors) files of a fixture repo, as `source` would fetch them.
@@ -39,16 +78,20 @@ pub fn fixture_files(repo: &str) -> RepoFiles {
     for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
         let path = entry.unwrap().path();
         let name = path.file_name().unwrap().to_string_lossy().to_string();
-        if !name.ends_with(".safetensors") && path.is_file() {
+        if !name.ends_with(".safetensors") && name != "tokenizer-from.txt" && path.is_file() {
             files.insert(name, std::fs::read(&path).unwrap());
         }
+    }
+    for (name, path) in corpus_tokenizer_files(&dir) {
+        files.insert(name, std::fs::read(&path).unwrap());
     }
     files
 }
 
 /// A golden description (`ggufs-golden/1`) for `repo` and file type `ty` (`F16`...).
 pub fn golden(repo: &str, ty: &str) -> Json {
-    let p = shared_dir().join("fixtures/golden").join(repo).join(format!("{ty}.json"));
+    let base = if BREADTH_FIXTURES.contains(&repo) { local_fixtures() } else { shared_dir().join("fixtures") };
+    let p = base.join("golden").join(repo).join(format!("{ty}.json"));
     serde_json::from_slice(&std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))).unwrap()
 }
 

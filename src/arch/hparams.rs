@@ -136,6 +136,27 @@ fn derive_fields(model_type: &str, c: &mut Obj) -> Option<()> {
                 c.insert("layer_types".into(), types.map(Json::from).collect());
             }
         }
+        "qwen2_moe" | "qwen3_moe" => {
+            if c.get("use_sliding_window").and_then(Json::as_bool) != Some(true) {
+                c.insert("sliding_window".into(), Json::Null);
+            }
+            mirror_rope_type(c);
+            if c.get("mlp_only_layers").is_some_and(Json::is_null) {
+                c.insert("mlp_only_layers".into(), Json::Array(Vec::new()));
+            }
+        }
+        "gpt_neox" => {
+            // set after the kwargs, so these win over same-named raw keys
+            let pct = c.get("rotary_pct").cloned().unwrap_or(Json::Null);
+            c.insert("partial_rotary_factor".into(), pct);
+            let base = c.get("rotary_emb_base").cloned().unwrap_or(Json::Null);
+            c.insert("rope_theta".into(), base);
+            mirror_rope_type(c);
+            let (h, n) = (int(c, "hidden_size")?, int(c, "num_attention_heads")?);
+            if n == 0 || h % n != 0 {
+                return None;
+            }
+        }
         "gemma2" => set_pattern_layer_types(c, 2)?,
         "gemma3_text" => {
             if c.get("use_bidirectional_attention").and_then(Json::as_bool) == Some(true) {
@@ -268,7 +289,7 @@ mod tests {
             let raw = raw_config(case);
             let model_type = raw["model_type"].as_str().unwrap();
             if table(model_type).is_none() {
-                assert!(["gpt_neox", "granitemoe"].contains(&model_type), "{name}: no defaults for {model_type}");
+                assert!(["granitemoe"].contains(&model_type), "{name}: no defaults for {model_type}");
                 continue;
             }
             let ours = load(&raw).unwrap();
@@ -284,7 +305,21 @@ mod tests {
 
     #[test]
     fn defaults_table_parses_and_has_every_supported_type() {
-        for t in ["_generic", "llama", "mistral", "mixtral", "qwen2", "phi3", "gpt2", "gemma3_text", "gemma3"] {
+        for t in [
+            "_generic",
+            "llama",
+            "mistral",
+            "mixtral",
+            "qwen2",
+            "qwen3",
+            "qwen2_moe",
+            "qwen3_moe",
+            "gpt_neox",
+            "phi3",
+            "gpt2",
+            "gemma3_text",
+            "gemma3",
+        ] {
             assert!(table(t).is_some(), "{t}");
         }
     }

@@ -5,11 +5,14 @@
 pub mod ctx;
 pub mod gemma3;
 pub mod gpt2;
+pub mod gptneox;
 pub mod hparams;
 pub mod llama;
 pub mod names;
 pub mod phi3;
 pub mod qwen2;
+pub mod qwen3;
+pub mod qwen_moe;
 pub mod text;
 
 use serde_json::{Map, Value as Json};
@@ -104,7 +107,12 @@ static REGISTRY: &[(&str, &dyn Architecture)] = &[
     ("MistralForCausalLM", &llama::Llama),
     ("MixtralForCausalLM", &llama::Llama),
     ("Qwen2ForCausalLM", &qwen2::Qwen2),
+    ("Qwen3ForCausalLM", &qwen3::Qwen3),
+    ("Qwen3Model", &qwen3::Qwen3),
+    ("Qwen3MoeForCausalLM", &qwen_moe::QWEN3MOE),
+    ("Qwen2MoeForCausalLM", &qwen_moe::QWEN2MOE),
     ("Phi3ForCausalLM", &phi3::Phi3),
+    ("GPTNeoXForCausalLM", &gptneox::GptNeox),
     ("GPT2LMHeadModel", &gpt2::Gpt2),
     ("Gemma3ForCausalLM", &gemma3::Gemma3),
     ("Gemma3ForConditionalGeneration", &gemma3::Gemma3),

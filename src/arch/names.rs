@@ -53,6 +53,12 @@ pub const GEMMA3_BLOCK: &[NameRule] = &[
     ("model.layers.{bid}.self_attn.k_norm", "blk.{bid}.attn_k_norm"),
 ];
 
+/// Per-head Q/K RMSNorms (Qwen3, Qwen3-MoE, OLMo-2 style).
+pub const QK_NORM_BLOCK: &[NameRule] = &[
+    ("model.layers.{bid}.self_attn.q_norm", "blk.{bid}.attn_q_norm"),
+    ("model.layers.{bid}.self_attn.k_norm", "blk.{bid}.attn_k_norm"),
+];
+
 /// GPT-2, with and without the `transformer.` prefix.
 pub const GPT2: &[NameRule] = &[
     ("transformer.wte", "token_embd"),
@@ -74,6 +80,31 @@ pub const GPT2: &[NameRule] = &[
     ("h.{bid}.mlp.c_fc", "blk.{bid}.ffn_up"),
     ("transformer.h.{bid}.mlp.c_proj", "blk.{bid}.ffn_down"),
     ("h.{bid}.mlp.c_proj", "blk.{bid}.ffn_down"),
+];
+
+/// Qwen2/Qwen3 MoE: router, stacked experts (named as the reference merges them), shared expert.
+pub const QWEN_MOE_BLOCK: &[NameRule] = &[
+    ("model.layers.{bid}.mlp.gate", "blk.{bid}.ffn_gate_inp"),
+    ("model.layers.{bid}.mlp.experts.down_proj", "blk.{bid}.ffn_down_exps"),
+    ("model.layers.{bid}.mlp.experts.gate_proj", "blk.{bid}.ffn_gate_exps"),
+    ("model.layers.{bid}.mlp.experts.up_proj", "blk.{bid}.ffn_up_exps"),
+    ("model.layers.{bid}.mlp.shared_expert.gate_proj", "blk.{bid}.ffn_gate_shexp"),
+    ("model.layers.{bid}.mlp.shared_expert.up_proj", "blk.{bid}.ffn_up_shexp"),
+    ("model.layers.{bid}.mlp.shared_expert.down_proj", "blk.{bid}.ffn_down_shexp"),
+    ("model.layers.{bid}.mlp.shared_expert_gate", "blk.{bid}.ffn_gate_inp_shexp"),
+];
+
+/// GPT-NeoX / Pythia.
+pub const GPTNEOX: &[NameRule] = &[
+    ("gpt_neox.embed_in", "token_embd"),
+    ("embed_out", "output"),
+    ("gpt_neox.final_layer_norm", "output_norm"),
+    ("gpt_neox.layers.{bid}.input_layernorm", "blk.{bid}.attn_norm"),
+    ("gpt_neox.layers.{bid}.attention.query_key_value", "blk.{bid}.attn_qkv"),
+    ("gpt_neox.layers.{bid}.attention.dense", "blk.{bid}.attn_output"),
+    ("gpt_neox.layers.{bid}.post_attention_layernorm", "blk.{bid}.ffn_norm"),
+    ("gpt_neox.layers.{bid}.mlp.dense_h_to_4h", "blk.{bid}.ffn_up"),
+    ("gpt_neox.layers.{bid}.mlp.dense_4h_to_h", "blk.{bid}.ffn_down"),
 ];
 
 /// A family's name map: its tables in order (later tables win, as in gguf-py).

@@ -7,7 +7,7 @@ use super::{lookup, ModelCtx};
 use crate::gguf::KvMap;
 use crate::plan::{ElemOp, OutType, PlannedTensor, TensorSource};
 use crate::source::SourceModel;
-use crate::testutil::{assert_kvs_match, fixture_source, fixture_tensor_f32, golden, FIXTURES};
+use crate::testutil::{assert_kvs_match, fixture_source, fixture_tensor_f32, golden, BREADTH_FIXTURES, FIXTURES};
 
 fn plan(src: &SourceModel) -> (Vec<PlannedTensor>, KvMap, &'static str) {
     plan_for(src, OutType::F16)
@@ -23,9 +23,14 @@ fn plan_for(src: &SourceModel, outtype: OutType) -> (Vec<PlannedTensor>, KvMap, 
     (tensors, kv, arch.gguf_arch())
 }
 
+/// The public fixtures and the breadth fixtures committed in this repo.
+fn all_fixtures() -> impl Iterator<Item = &'static str> {
+    FIXTURES.into_iter().chain(BREADTH_FIXTURES)
+}
+
 #[test]
 fn tensor_names_and_shapes_match_goldens_in_order() {
-    for repo in FIXTURES {
+    for repo in all_fixtures() {
         let src = fixture_source(repo);
         let (tensors, _, _) = plan(&src);
         let g = golden(repo, "F16");
@@ -46,7 +51,7 @@ fn tensor_names_and_shapes_match_goldens_in_order() {
 
 #[test]
 fn architecture_kvs_match_goldens_in_order() {
-    for repo in FIXTURES {
+    for repo in all_fixtures() {
         let src = fixture_source(repo);
         let (_, kv, _) = plan(&src);
         let g = golden(repo, "F16");
@@ -138,6 +143,57 @@ fn gemma3_norm_shift_and_embedding_truncation_bytes_match_golden() {
 fn qwen2_and_mistral_bytes_match_golden() {
     assert!(assert_bytes_match("Qwen/Qwen2.5-0.5B-Instruct", |t| t.name.starts_with("blk.0.")) >= 10);
     assert!(assert_bytes_match("mistralai/Mistral-7B-Instruct-v0.3", |t| t.name.starts_with("blk.1.")) >= 8);
+}
+
+#[test]
+fn qwen3_qk_norm_bytes_match_golden() {
+    let n = assert_bytes_match("Qwen/Qwen3-0.6B", |t| t.name.starts_with("blk.1."));
+    assert_eq!(n, 11);
+}
+
+#[test]
+fn llama3_rope_freqs_and_permutation_bytes_match_golden() {
+    let n = assert_bytes_match("meta-llama/Llama-3.2-1B-Instruct", |t| {
+        t.name == "rope_freqs.weight" || t.name.starts_with("blk.0.attn_")
+    });
+    assert_eq!(n, 6);
+}
+
+#[test]
+fn gptneox_qkv_regrouping_bytes_match_golden() {
+    let n = assert_bytes_match("EleutherAI/pythia-70m", |t| t.name.starts_with("blk.1."));
+    assert_eq!(n, 12);
+}
+
+#[test]
+fn qwen3moe_expert_stacks_and_router_bytes_match_golden() {
+    let n = assert_bytes_match("Qwen/Qwen3-30B-A3B", |t| t.name.contains("exps") || t.name.contains("gate_inp"));
+    assert_eq!(n, 8);
+}
+
+#[test]
+fn qwen2moe_shared_expert_and_biases_bytes_match_golden() {
+    let n = assert_bytes_match("Qwen/Qwen1.5-MoE-A2.7B", |t| t.name.starts_with("blk.0."));
+    assert_eq!(n, 17);
+}
+
+#[test]
+fn qwen3_reranker_is_refused_not_converted_wrongly() {
+    let mut src = fixture_source("Qwen/Qwen3-0.6B");
+    src.files.insert("README.md", b"# Qwen3-Reranker-0.6B\n".to_vec());
+    let ctx = ModelCtx::new(&src, OutType::F16).unwrap();
+    let e = lookup(&ctx.hf_arch).unwrap().tensors(&ctx).err().unwrap().to_string();
+    assert!(e.contains("reranker"), "{e}");
+}
+
+#[test]
+fn fused_qwen_moe_experts_are_refused() {
+    let mut src = fixture_source("Qwen/Qwen3-30B-A3B");
+    let i = src.tensors.iter().position(|t| t.name.ends_with("experts.0.down_proj.weight")).unwrap();
+    src.tensors[i].name = "model.layers.0.mlp.experts.gate_up_proj".into();
+    let ctx = ModelCtx::new(&src, OutType::F16).unwrap();
+    let e = lookup(&ctx.hf_arch).unwrap().tensors(&ctx).err().unwrap().to_string();
+    assert!(e.contains("fused"), "{e}");
 }
 
 #[test]

@@ -2,6 +2,8 @@
 //! Tests fail (never skip) when the fixtures are missing.
 #![allow(dead_code)]
 
+pub mod fixtures;
+
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 

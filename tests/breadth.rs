@@ -1,0 +1,44 @@
+//! The families beyond the public fixtures (Qwen3, Llama 3.x with llama3 rope, GPT-NeoX, Qwen3-MoE, Qwen2-MoE):
+//! each breadth fixture in each output type, served by the fake Hub and pulled through the
+//! engine, is byte-identical to the reference converter's file.
+
+mod support;
+
+use std::sync::Arc;
+
+use ggufs::plan::OutType;
+use ggufs::remote::open_file;
+use support::fixtures::{assemble_breadth_root, breadth_golden, BREADTH};
+use support::*;
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap()
+}
+
+#[test]
+fn every_breadth_fixture_and_type_is_byte_identical_to_the_reference() {
+    let root = assemble_breadth_root();
+    let hub = start_hub_at(root.path());
+    let rt = runtime();
+    let client = Arc::new(client(&hub));
+    let mut failures = Vec::new();
+    let mut checked = 0;
+    for repo in BREADTH {
+        for t in OutType::ALL {
+            let g = breadth_golden(repo, t.name());
+            assert_eq!(g["hub"]["commit_sha"].as_str(), Some(fake_commit(repo).as_str()), "{repo}");
+            let f =
+                rt.block_on(open_file(client.clone(), repo, "main", t)).unwrap_or_else(|e| panic!("{repo} {t:?}: {e}"));
+            let dir = tempfile::tempdir().unwrap();
+            let dest = dir.path().join("out.gguf");
+            rt.block_on(ggufs::pull::pull_to(&f, &dest, |_| {})).expect("pull");
+            let bytes = std::fs::read(&dest).unwrap();
+            checked += 1;
+            if sha256_hex(&bytes) != g["file"]["sha256"].as_str().unwrap() {
+                failures.push(format!("{repo} {}: {}", t.name(), first_difference(&bytes, &g)));
+            }
+        }
+    }
+    assert_eq!(checked, BREADTH.len() * 4);
+    assert!(failures.is_empty(), "not byte-identical:\n{}", failures.join("\n"));
+}
