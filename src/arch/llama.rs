@@ -1,10 +1,9 @@
 //! Llama, Mistral and Mixtral (`LlamaModel`, GGUF arch `llama`): Q/K rows un-permuted to the
 //! interleaved RoPE layout, Mixtral experts stacked per layer, Llama-3 `rope_freqs`.
 
-use std::collections::BTreeMap;
-
 use serde_json::Value as Json;
 
+use super::experts::ExpertStacks;
 use super::names::{NameMap, COMMON, LLAMA_BLOCK, MIXTRAL_BLOCK};
 use super::text::{self, Item};
 use super::{ArchError, Architecture, ModelCtx};
@@ -43,14 +42,22 @@ impl Architecture for Llama {
         let n_head = ctx.find_u64(&["n_heads", "num_attention_heads"])?;
         let n_kv = ctx.find_u64(&["n_kv_heads", "num_key_value_heads"])?;
         let prefix_model = ctx.hf_arch == "LlamaModel";
-        let mut experts = Experts::default();
+        let mut experts = ExpertStacks::default();
         let out = text::walk(
             ctx,
             |n| text::base_filter(&n.replace("text_model.", "")),
             |item| {
                 let name = if prefix_model { format!("model.{}", item.name) } else { item.name.clone() };
                 if name.contains("block_sparse_moe.experts") {
-                    return experts.add(ctx, &map, &name, item);
+                    let n_experts = ctx.find_u64(&["num_local_experts"])?;
+                    return experts.add(
+                        &name,
+                        item,
+                        n_experts,
+                        &["w1", "w2", "w3"],
+                        |bid, x, w| format!("model.layers.{bid}.block_sparse_moe.experts.{x}.{w}.weight"),
+                        |bid, w| map.map(&format!("layers.{bid}.feed_forward.experts.{w}.weight")),
+                    );
                 }
                 let order = if name.ends_with("q_proj.weight") || name.ends_with("q_proj.bias") {
                     permute(&name, item, n_head)?
@@ -128,65 +135,6 @@ fn permute(name: &str, item: &Item, n_head: u64) -> Result<RowOrder, ArchError> 
         return Err(ArchError::Tensor { name: name.into(), reason });
     }
     Ok(RowOrder::PermuteQk { n_head })
-}
-
-/// Mixtral's per-layer expert buffer: stacks are emitted when a layer's last expert arrives.
-#[derive(Default)]
-struct Experts {
-    by_layer: BTreeMap<u64, BTreeMap<String, (usize, Vec<u64>)>>,
-}
-
-impl Experts {
-    fn add(&mut self, ctx: &ModelCtx, map: &NameMap, name: &str, item: &Item) -> Result<Vec<PlannedTensor>, ArchError> {
-        let n_experts = ctx.find_u64(&["num_local_experts"])?;
-        let bid =
-            item.bid.ok_or_else(|| ArchError::Tensor { name: name.into(), reason: "expert without layer".into() })?;
-        let layer = self.by_layer.entry(bid).or_default();
-        layer.insert(name.to_string(), (item.index, item.tensor.shape.clone()));
-        if (layer.len() as u64) < n_experts * 3 {
-            return Ok(Vec::new());
-        }
-        let mut out = Vec::new();
-        for wid in ["w1", "w2", "w3"] {
-            let mut parts = Vec::new();
-            let mut shape: Option<Vec<u64>> = None;
-            for xid in 0..n_experts {
-                let ename = format!("model.layers.{bid}.block_sparse_moe.experts.{xid}.{wid}.weight");
-                let (idx, s) = layer
-                    .remove(&ename)
-                    .ok_or_else(|| ArchError::Tensor { name: ename.clone(), reason: "missing expert tensor".into() })?;
-                if s.len() != 2 || shape.as_ref().is_some_and(|p| *p != s) {
-                    return Err(ArchError::Tensor { name: ename, reason: format!("unexpected expert shape {s:?}") });
-                }
-                shape = Some(s);
-                parts.push(idx);
-            }
-            let s = shape.unwrap_or_default();
-            let (rows, cols) = (s.first().copied().unwrap_or(0), s.get(1).copied().unwrap_or(0));
-            let gguf = map.map(&format!("layers.{bid}.feed_forward.experts.{wid}.weight"))?;
-            out.push(PlannedTensor {
-                name: gguf,
-                shape: vec![n_experts, rows, cols],
-                source: TensorSource::Rows {
-                    parts,
-                    order: RowOrder::Identity,
-                    rows_per_part: rows,
-                    row_len: cols,
-                    op: ElemOp::None,
-                },
-            });
-        }
-        Ok(out)
-    }
-
-    fn check_empty(&self) -> Result<(), ArchError> {
-        match self.by_layer.values().flat_map(|l| l.keys()).next() {
-            None => Ok(()),
-            Some(n) => {
-                Err(ArchError::Tensor { name: n.clone(), reason: "unprocessed expert (layer incomplete)".into() })
-            }
-        }
-    }
 }
 
 /// `generate_extra_tensors` for `rope_type == "llama3"` with torch's float32 semantics

@@ -3,6 +3,7 @@
 //! nothing of HTTP: it sees a `SourceModel` (metadata only).
 
 pub mod ctx;
+pub mod experts;
 pub mod gemma3;
 pub mod gpt2;
 pub mod gptneox;
