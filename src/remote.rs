@@ -104,12 +104,22 @@ pub async fn open_file(
     outtype: crate::plan::OutType,
 ) -> Result<crate::vfile::GgufFile, OpenError> {
     let source = Arc::new(fetch_source(&client, repo, revision).await?);
+    let reader = Arc::new(HubShardReader::new(client, source.clone()));
+    Ok(open_source(source, outtype, reader).await?)
+}
+
+/// Lays out `source` as `outtype` (off the async threads: vocabularies can be large) and
+/// opens it over `reader`.
+pub async fn open_source(
+    source: Arc<SourceModel>,
+    outtype: crate::plan::OutType,
+    reader: Arc<dyn SourceReader>,
+) -> Result<crate::vfile::GgufFile, crate::plan::layout::PlanError> {
     let layout = {
         let source = source.clone();
         tokio::task::spawn_blocking(move || crate::plan::layout::build(&source, outtype))
             .await
             .expect("layout task panicked")?
     };
-    let reader = Arc::new(HubShardReader::new(client, source.clone()));
     Ok(crate::vfile::GgufFile::new(Arc::new(layout), source, reader))
 }

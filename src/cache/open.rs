@@ -32,14 +32,8 @@ pub async fn open_file_cached(
     outtype: crate::plan::OutType,
 ) -> Result<GgufFile, OpenCachedError> {
     let source = Arc::new(fetch_source_cached(client.as_deref(), meta, repo, revision).await?);
-    let layout = {
-        let source = source.clone();
-        tokio::task::spawn_blocking(move || crate::plan::layout::build(&source, outtype))
-            .await
-            .expect("layout task panicked")?
-    };
     let reader = cached_reader(client, disk, &source);
-    Ok(GgufFile::new(Arc::new(layout), source, reader))
+    Ok(crate::remote::open_source(source, outtype, reader).await?)
 }
 
 fn cached_reader(
