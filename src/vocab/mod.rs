@@ -38,8 +38,6 @@ pub enum VocabError {
     Invalid { file: String, reason: String },
     #[error("BPE pre-tokenizer was not recognized (chkhsh {0}); this tokenizer is not supported")]
     UnknownPreTokenizer(String),
-    #[error("not implemented yet: {0}")]
-    NotImplemented(&'static str),
 }
 
 impl VocabError {
