@@ -117,17 +117,7 @@ fn range_len(r: Option<&str>) -> u64 {
 
 #[test]
 fn an_unsupported_architecture_is_a_clear_error_naming_it() {
-    let tmp = tempfile::tempdir().unwrap();
-    let src = fixture_dir("HuggingFaceTB/SmolLM2-135M-Instruct");
-    let dst = tmp.path().join("acme/odd-model");
-    std::fs::create_dir_all(&dst).unwrap();
-    for f in ["model.safetensors", "tokenizer.json", "tokenizer_config.json"] {
-        std::fs::copy(src.join(f), dst.join(f)).unwrap();
-    }
-    let mut config: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(src.join("config.json")).unwrap()).unwrap();
-    config["architectures"] = serde_json::json!(["FrobnicatorForCausalLM"]);
-    std::fs::write(dst.join("config.json"), config.to_string()).unwrap();
+    let tmp = unsupported_arch_repo("HuggingFaceTB/SmolLM2-135M-Instruct", "acme/odd-model");
     let hub = start_hub_at(tmp.path());
     let client = Arc::new(client(&hub));
     let err = runtime().block_on(open_file(client, "acme/odd-model", "main", OutType::F16)).err().expect("must fail");

@@ -266,17 +266,7 @@ fn revisions_are_addressed_by_path_and_unconvertible_repos_are_enoent() {
 
 #[test]
 fn an_unsupported_model_is_enoent_and_the_mount_keeps_serving() {
-    let tmp = tempfile::tempdir().unwrap();
-    let src = fixture_dir("openai-community/gpt2");
-    let dst = tmp.path().join("acme/odd");
-    std::fs::create_dir_all(&dst).unwrap();
-    for f in ["model.safetensors", "tokenizer.json", "config.json"] {
-        std::fs::copy(src.join(f), dst.join(f)).unwrap();
-    }
-    let mut config: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(src.join("config.json")).unwrap()).unwrap();
-    config["architectures"] = serde_json::json!(["FrobnicatorForCausalLM"]);
-    std::fs::write(dst.join("config.json"), config.to_string()).unwrap();
+    let tmp = unsupported_arch_repo("openai-community/gpt2", "acme/odd");
     let hub = start_hub_at(tmp.path());
     let m = Mounted::new(&hub, &[]);
     let err = std::fs::read_dir(m.dir.path().join("acme/odd")).expect_err("unsupported model must not be served");

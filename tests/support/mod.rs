@@ -188,3 +188,19 @@ pub fn first_difference(file: &[u8], golden: &serde_json::Value) -> String {
     }
     "header bytes differ (array contents or padding)".into()
 }
+
+/// A temp Hub root holding `new_id`: a copy of fixture `repo`'s weights and tokenizer with
+/// `config.json` naming an architecture ggufs does not know (`FrobnicatorForCausalLM`).
+pub fn unsupported_arch_repo(repo: &str, new_id: &str) -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let (src, dst) = (fixture_dir(repo), tmp.path().join(new_id));
+    std::fs::create_dir_all(&dst).expect("mkdir");
+    for f in ["model.safetensors", "tokenizer.json"] {
+        std::fs::copy(src.join(f), dst.join(f)).expect("copy fixture file");
+    }
+    let mut config: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(src.join("config.json")).expect("config.json")).expect("json");
+    config["architectures"] = serde_json::json!(["FrobnicatorForCausalLM"]);
+    std::fs::write(dst.join("config.json"), config.to_string()).expect("write config");
+    tmp
+}
