@@ -78,7 +78,8 @@ pub fn fixture_files(repo: &str) -> RepoFiles {
     for entry in std::fs::read_dir(&dir).unwrap_or_else(|e| panic!("{}: {e}", dir.display())) {
         let path = entry.unwrap().path();
         let name = path.file_name().unwrap().to_string_lossy().to_string();
-        if !name.ends_with(".safetensors") && name != "tokenizer-from.txt" && path.is_file() {
+        let generated = name == "tokenizer-from.txt" || name == ggufs_fakehub::synth::MANIFEST;
+        if !name.ends_with(".safetensors") && !generated && path.is_file() {
             files.insert(name, std::fs::read(&path).unwrap());
         }
     }
@@ -167,12 +168,34 @@ pub fn assert_kvs_match(kv: &KvMap, golden: &Json, keep: impl Fn(&str) -> bool) 
     assert!(problems.is_empty(), "{} KV mismatches for {}:\n{}", problems.len(), golden["repo"], problems.join("\n"));
 }
 
+/// Where a fixture's safetensors shards are: its own directory, or (for a synthetic fixture with a
+/// `weights.json`) a directory under the system temp dir keyed by the manifest's sha256, generated
+/// once and reused: the same manifest always gives the same bytes.
+pub fn fixture_shard_dir(repo: &str) -> PathBuf {
+    use sha2::{Digest, Sha256};
+    let dir = fixture_dir(repo);
+    let Ok(manifest) = std::fs::read(dir.join(ggufs_fakehub::synth::MANIFEST)) else {
+        return dir;
+    };
+    let key = hex::encode(&Sha256::digest(&manifest)[..12]);
+    let out = std::env::temp_dir().join("ggufs-synth-cache").join(key);
+    if !out.is_dir() {
+        let tmp = out.with_extension(format!("tmp{}-{:?}", std::process::id(), std::thread::current().id()));
+        let tmp = PathBuf::from(tmp.to_string_lossy().replace(['(', ')'], ""));
+        ggufs_fakehub::synth::materialize(&dir, &tmp).unwrap_or_else(|e| panic!("{}: {e:#}", dir.display()));
+        if std::fs::rename(&tmp, &out).is_err() {
+            let _ = std::fs::remove_dir_all(&tmp); // another test generated it first
+        }
+    }
+    out
+}
+
 /// A `SourceModel` for a fixture repo built from the files on disk (no HTTP): shards sorted by
 /// path, tensor names sorted within each shard, first occurrence of a name kept.
 pub fn fixture_source(repo: &str) -> crate::source::SourceModel {
     use crate::safetensors::Dtype;
     use crate::source::{Shard, SourceModel, SourceTensor};
-    let dir = fixture_dir(repo);
+    let dir = fixture_shard_dir(repo);
     let mut paths: Vec<String> = std::fs::read_dir(&dir)
         .unwrap_or_else(|e| panic!("{}: {e}", dir.display()))
         .map(|e| e.unwrap().file_name().to_string_lossy().to_string())
@@ -211,7 +234,7 @@ pub fn fixture_source(repo: &str) -> crate::source::SourceModel {
 pub fn fixture_tensor_f32(repo: &str, src: &crate::source::SourceModel, t: usize) -> Vec<f32> {
     use crate::safetensors::Dtype;
     let st = &src.tensors[t];
-    let bytes = std::fs::read(fixture_dir(repo).join(&src.shards[st.shard].path)).unwrap();
+    let bytes = std::fs::read(fixture_shard_dir(repo).join(&src.shards[st.shard].path)).unwrap();
     let data = &bytes[st.start as usize..(st.start + st.len) as usize];
     match st.dtype {
         Dtype::F32 => data.chunks_exact(4).map(|c| f32::from_le_bytes(c.try_into().unwrap())).collect(),

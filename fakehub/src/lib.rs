@@ -8,6 +8,7 @@ mod faults;
 mod http;
 mod repo;
 mod routes;
+pub mod synth;
 
 use std::net::SocketAddr;
 use std::path::PathBuf;

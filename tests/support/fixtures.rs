@@ -1,5 +1,6 @@
 //! The breadth fixtures committed under `tests/fixtures/hub`: small files only, completed by
-//! the corpus tokenizer files their `tokenizer-from.txt` names. Assembled into a temp Hub root.
+//! the corpus tokenizer files their `tokenizer-from.txt` names and, for synthetic fixtures, the
+//! shards their `weights.json` describes. Assembled into a temp Hub root.
 
 use std::path::{Path, PathBuf};
 
@@ -37,9 +38,12 @@ fn assemble_repo(src: &Path, dst: &Path) {
     for entry in entries {
         let path = entry.expect("dir entry").path();
         let name = path.file_name().expect("file name").to_owned();
-        if name != "tokenizer-from.txt" {
+        if name != "tokenizer-from.txt" && name != ggufs_fakehub::synth::MANIFEST {
             std::fs::copy(&path, dst.join(&name)).expect("copy fixture file");
         }
+    }
+    if src.join(ggufs_fakehub::synth::MANIFEST).is_file() {
+        ggufs_fakehub::synth::materialize(src, dst).unwrap_or_else(|e| panic!("{}: {e:#}", src.display()));
     }
     let from = std::fs::read_to_string(src.join("tokenizer-from.txt"))
         .unwrap_or_else(|e| panic!("{}/tokenizer-from.txt: {e}", src.display()));
