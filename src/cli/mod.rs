@@ -9,6 +9,7 @@ mod cache_args;
 mod inspect;
 mod mount;
 mod pull;
+mod status;
 
 /// Hugging Face Hub models as virtual GGUF files.
 #[derive(Parser)]
@@ -31,6 +32,8 @@ enum Command {
     Mount(mount::MountArgs),
     /// Unmount a ggufs mount (or clear a stale one).
     Unmount(mount::UnmountArgs),
+    /// Show a mount's read counters: bytes served and fetched, cache hits, requests in flight.
+    Status(status::StatusArgs),
 }
 
 /// Parses the command line and runs it.
@@ -42,6 +45,7 @@ pub fn main() -> ExitCode {
         Command::Pull(args) => runtime().and_then(|rt| rt.block_on(pull::run(args))),
         Command::Mount(args) => mount::run(args),
         Command::Unmount(args) => mount::run_unmount(args),
+        Command::Status(args) => status::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
