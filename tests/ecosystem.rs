@@ -102,6 +102,23 @@ fn the_token_comes_from_hf_token_then_hf_token_path_then_hf_home() {
 }
 
 #[test]
+fn hf_hub_offline_means_no_request_at_all() {
+    let hub = start_hub();
+    let cache = tempfile::tempdir().unwrap();
+    let args = ["pull", SMOL, "--cache-dir", cache.path().to_str().unwrap(), "-o", "/dev/null"];
+    for v in ["1", "ON", "yes", "True"] {
+        let o = ggufs(&hub, &args, &[("HF_HUB_OFFLINE", Path::new(v))]);
+        assert!(!o.status.success(), "nothing cached: offline pull must fail ({v})");
+    }
+    assert!(hub.take_log().is_empty(), "HF_HUB_OFFLINE: no request");
+    // Online again: the repo is described from the Hub (then writing into a missing directory
+    // fails, which keeps the test from converting the whole file).
+    let args = ["pull", SMOL, "--cache-dir", cache.path().to_str().unwrap(), "-o", "/nonexistent-dir/x.gguf"];
+    ggufs(&hub, &args, &[("HF_HUB_OFFLINE", Path::new("0"))]);
+    assert!(hub.take_log().iter().any(|e| e.path.contains("/api/models/")), "HF_HUB_OFFLINE=0 is online");
+}
+
+#[test]
 fn tags_and_pr_refs_resolve_by_path_and_on_the_command_line_and_bad_ids_never_reach_the_hub() {
     let root = tempfile::tempdir().unwrap();
     link_repo(root.path(), SMOL, SMOL);
@@ -287,4 +304,5 @@ fn status_counters_move_with_reads_and_show_cache_hits() {
     let text = String::from_utf8_lossy(&out.stdout);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
     assert!(text.contains(&format!("{SMOL_NAME}-F16.gguf")) && text.contains("cache hits"), "{text}");
+    eprintln!("{text}");
 }

@@ -174,9 +174,19 @@ impl HfEnv {
                 .and_then(|t| clean_token(&t))
                 .or_else(|| read_file(&token_path).and_then(|t| clean_token(&t)))
         };
-        let offline = get("HF_HUB_OFFLINE").or_else(|| get("TRANSFORMERS_OFFLINE")).is_some_and(|v| is_true(&v));
+        let offline = offline_of(&get);
         Self { endpoint, token, token_path, hf_home, hub_cache, offline }
     }
+}
+
+/// `HF_HUB_OFFLINE` (or `TRANSFORMERS_OFFLINE`) of this process, read as huggingface_hub reads it.
+pub fn offline_from_env() -> bool {
+    offline_of(&|n| std::env::var(n).ok().filter(|v| !v.trim().is_empty()))
+}
+
+/// Python: `_is_true(HF_HUB_OFFLINE or TRANSFORMERS_OFFLINE)` (a set `HF_HUB_OFFLINE=0` wins).
+fn offline_of(get: &dyn Fn(&str) -> Option<String>) -> bool {
+    get("HF_HUB_OFFLINE").or_else(|| get("TRANSFORMERS_OFFLINE")).is_some_and(|v| is_true(&v))
 }
 
 /// Python's `_is_true`: 1, ON, YES, TRUE in any case.
