@@ -1,19 +1,23 @@
 //! The engine behind the mount: maps paths `<org>/<repo>[@<rev>]/<repo>-<TYPE>.gguf` to
-//! virtual GGUF files. A repo is resolved on first lookup (revision pinned to a commit,
+//! virtual GGUF files, and `<org>/<repo>[@<rev>]/<file>.gguf` to `.gguf` files the repo ships
+//! (passed through). A repo is resolved on first lookup (revision pinned to a commit,
 //! metadata fetched, all layouts built) and kept for the life of the mount: a commit's
-//! content never changes.
+//! content never changes. `.ggufs/status` at the root reports read counters
+//! (see `stats`); revision syntax and repo-id rules are in `repo_path`.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-use bytes::Bytes;
 use futures::future::BoxFuture;
 use futures::FutureExt;
 use tokio::sync::OnceCell;
 
+use crate::catalog_files::{Content, CountedReader, ModelFile, StatusFile};
 use crate::plan::layout::{self, Layout};
 use crate::plan::OutType;
+use crate::repo_path::{self, RepoIdError};
 use crate::source::SourceModel;
+use crate::stats::Stats;
 use crate::vfile::{GgufFile, SourceReader};
 use crate::vfs::{DirEntry, EntryKind, Namespace, VfsError, VirtualFile};
 
@@ -24,15 +28,24 @@ pub trait ModelProvider: Send + Sync + 'static {
     fn source(&self, repo: &str, revision: &str) -> BoxFuture<'_, Result<Arc<SourceModel>, VfsError>>;
     /// A reader of the shards of `source`.
     fn reader(&self, source: &Arc<SourceModel>) -> Arc<dyn SourceReader>;
+    /// The `.gguf` files `repo` ships at `revision`, described as a source whose shards are
+    /// those files (no tensors), so `reader` reads them; `None` if the provider has no listing.
+    fn gguf_files(&self, _repo: &str, _revision: &str) -> BoxFuture<'_, Result<Option<Arc<SourceModel>>, VfsError>> {
+        async { Ok(None) }.boxed()
+    }
 }
 
 /// The revision used when a path names none.
 pub const DEFAULT_REVISION: &str = "main";
 
-/// A resolved repo: its source and one layout per output type.
+/// A resolved repo: its source and one layout per output type, plus the `.gguf` files it ships.
 pub struct RepoModel {
     pub source: Arc<SourceModel>,
     pub files: Vec<(String, Arc<Layout>)>,
+    /// `(file name, shard index in `passthrough_source`)` of each shipped `.gguf` file.
+    pub passthrough: Vec<(String, usize)>,
+    /// The shipped `.gguf` files as shards (empty when there are none).
+    pub passthrough_source: Option<Arc<SourceModel>>,
 }
 
 impl RepoModel {
@@ -47,7 +60,39 @@ impl RepoModel {
                 if t == first.outtype { first.clone() } else { layout::retype(&first, t).map_err(not_convertible)? };
             files.push((format!("{name}-{}.gguf", t.name()), Arc::new(layout)));
         }
-        Ok(Self { source, files })
+        Ok(Self { source, files, passthrough: Vec::new(), passthrough_source: None })
+    }
+
+    /// Adds the `.gguf` files of `ggufs` under their base names (the repo path with `/` → `__`
+    /// when two share a base name; `hub-` in front when a converted file has that name).
+    pub fn with_passthrough(mut self, ggufs: Option<Arc<SourceModel>>) -> Self {
+        let Some(g) = ggufs.filter(|g| !g.shards.is_empty()) else { return self };
+        let base = |p: &str| p.rsplit('/').next().unwrap_or(p).to_string();
+        for (i, shard) in g.shards.iter().enumerate() {
+            let shared = g.shards.iter().filter(|s| base(&s.path) == base(&shard.path)).count() > 1;
+            let mut name = if shared { shard.path.replace('/', "__") } else { base(&shard.path) };
+            if self.files.iter().any(|(n, _)| *n == name) {
+                name = format!("hub-{name}");
+            }
+            self.passthrough.push((name, i));
+        }
+        self.passthrough_source = Some(g);
+        self
+    }
+
+    /// A repo with shipped `.gguf` files only (nothing to convert).
+    pub fn passthrough_only(ggufs: Arc<SourceModel>) -> Self {
+        Self { source: ggufs.clone(), files: Vec::new(), passthrough: Vec::new(), passthrough_source: None }
+            .with_passthrough(Some(ggufs))
+    }
+
+    fn entries(&self) -> Vec<DirEntry> {
+        let file = |name: &String, size| DirEntry { name: name.clone(), kind: EntryKind::File { size } };
+        let mut out: Vec<DirEntry> = self.files.iter().map(|(n, l)| file(n, l.size)).collect();
+        if let Some(g) = &self.passthrough_source {
+            out.extend(self.passthrough.iter().filter_map(|(n, i)| Some(file(n, g.shards.get(*i)?.size))));
+        }
+        out
     }
 }
 
@@ -58,32 +103,58 @@ pub fn repo_file_stem(repo_id: &str) -> &str {
 
 type Slot = Arc<OnceCell<Arc<RepoModel>>>;
 
+/// The read-only control directory at the mount root (a dot-directory: `ls -a` shows it).
+pub const CONTROL_DIR: &str = ".ggufs";
+/// The live counters file in `CONTROL_DIR`.
+pub const STATUS_FILE: &str = "status";
+
 /// The mount's namespace.
 pub struct Catalog {
     provider: Arc<dyn ModelProvider>,
     /// Repos listed at the root (from `--model` or a config file).
     listed: Vec<String>,
     repos: Mutex<HashMap<String, Slot>>,
+    stats: Arc<Stats>,
 }
 
 impl Catalog {
     /// A catalog listing `listed` repos (`org/name[@rev]`) at the root; any other repo is
     /// reachable by path.
     pub fn new(provider: Arc<dyn ModelProvider>, listed: Vec<String>) -> Self {
-        Self { provider, listed, repos: Mutex::new(HashMap::new()) }
+        Self { provider, listed, repos: Mutex::new(HashMap::new()), stats: Arc::new(Stats::new()) }
+    }
+
+    /// The read counters of this mount (what `.ggufs/status` shows).
+    pub fn stats(&self) -> &Arc<Stats> {
+        &self.stats
     }
 
     /// Resolves `org/name[@rev]` once; concurrent lookups wait for the same resolution.
-    /// Failures are not remembered, so a later lookup tries again.
+    /// Failures are not remembered, so a later lookup tries again. Invalid ids or revisions
+    /// fail here, before any request.
     pub async fn repo(&self, dir: &str) -> Result<Arc<RepoModel>, VfsError> {
-        let (repo, rev) = parse_repo_dir(dir).ok_or_else(|| VfsError::NotFound(format!("{dir}: not a repo path")))?;
+        let (repo, rev) = parse_repo_spec(dir).map_err(|e| VfsError::NotFound(e.to_string()))?;
         let slot = self.repos.lock().expect("catalog lock").entry(dir.to_string()).or_default().clone();
         slot.get_or_try_init(|| async {
-            let source = self.provider.source(repo, rev).await?;
-            let model = tokio::task::spawn_blocking(move || RepoModel::build(source))
-                .await
-                .map_err(|e| VfsError::Io(format!("layout task failed: {e}")))??;
-            tracing::info!(repo, rev, commit = %model.source.commit, "repo resolved");
+            let (source, ggufs) =
+                futures::future::join(self.provider.source(&repo, &rev), self.provider.gguf_files(&repo, &rev)).await;
+            let ggufs = ggufs.ok().flatten().filter(|g| !g.shards.is_empty());
+            let converted = match source {
+                Ok(source) => tokio::task::spawn_blocking(move || RepoModel::build(source))
+                    .await
+                    .map_err(|e| VfsError::Io(format!("layout task failed: {e}")))?,
+                Err(e) => Err(e),
+            };
+            let model = match (converted, ggufs) {
+                (Ok(m), g) => m.with_passthrough(g),
+                (Err(e), Some(g)) => {
+                    tracing::info!(repo, error = %e, "nothing to convert; serving the repo's .gguf files only");
+                    RepoModel::passthrough_only(g)
+                }
+                (Err(e), None) => return Err(e),
+            };
+            tracing::info!(repo, rev, commit = %model.source.commit, files = model.files.len(),
+                passthrough = model.passthrough.len(), "repo resolved");
             Ok::<_, VfsError>(Arc::new(model))
         })
         .await
@@ -115,11 +186,13 @@ impl Catalog {
 
     async fn lookup_path(&self, path: &str) -> Result<EntryKind, VfsError> {
         match split_path(path)? {
-            Parts::Root | Parts::Org(_) => Ok(EntryKind::Dir),
+            Parts::Root | Parts::Org(_) | Parts::Control => Ok(EntryKind::Dir),
+            // Size 0 like /proc: the file is opened without the page cache and read to EOF.
+            Parts::Status => Ok(EntryKind::File { size: 0 }),
             Parts::Repo(dir) => self.repo(&dir).await.map(|_| EntryKind::Dir),
             Parts::File(dir, file) => {
                 let model = self.repo(&dir).await?;
-                find_file(&model, file).map(|l| EntryKind::File { size: l.size })
+                find_entry(&model, file).map(|e| e.kind)
             }
         }
     }
@@ -127,42 +200,56 @@ impl Catalog {
     async fn list_path(&self, path: &str) -> Result<Vec<DirEntry>, VfsError> {
         let dirs = |names: Vec<String>| names.into_iter().map(|name| DirEntry { name, kind: EntryKind::Dir }).collect();
         match split_path(path)? {
-            Parts::Root => Ok(dirs(self.orgs())),
-            Parts::Org(org) => Ok(dirs(self.repos_in(org))),
-            Parts::Repo(dir) => {
-                let model = self.repo(&dir).await?;
-                Ok(model
-                    .files
-                    .iter()
-                    .map(|(name, l)| DirEntry { name: name.clone(), kind: EntryKind::File { size: l.size } })
-                    .collect())
+            Parts::Root => {
+                let mut entries: Vec<DirEntry> = dirs(self.orgs());
+                entries.push(DirEntry { name: CONTROL_DIR.into(), kind: EntryKind::Dir });
+                Ok(entries)
             }
-            Parts::File(..) => Err(VfsError::NotFound(format!("{path}: not a directory"))),
+            Parts::Control => Ok(vec![DirEntry { name: STATUS_FILE.into(), kind: EntryKind::File { size: 0 } }]),
+            Parts::Org(org) => Ok(dirs(self.repos_in(org))),
+            Parts::Repo(dir) => Ok(self.repo(&dir).await?.entries()),
+            Parts::File(..) | Parts::Status => Err(VfsError::NotFound(format!("{path}: not a directory"))),
         }
     }
 
     async fn open_path(&self, path: &str) -> Result<Arc<dyn VirtualFile>, VfsError> {
-        let Parts::File(dir, file) = split_path(path)? else {
-            return Err(VfsError::NotFound(format!("{path}: not a file")));
+        let (dir, file) = match split_path(path)? {
+            Parts::Status => return Ok(Arc::new(StatusFile::snapshot(&self.stats))),
+            Parts::File(dir, file) => (dir, file),
+            _ => return Err(VfsError::NotFound(format!("{path}: not a file"))),
         };
         let model = self.repo(&dir).await?;
-        let layout = find_file(&model, file)?.clone();
-        let reader = self.provider.reader(&model.source);
-        Ok(Arc::new(MountedFile(GgufFile::new(layout, model.source.clone(), reader))))
+        let stats = self.stats.file(path);
+        let counted = |source: &Arc<SourceModel>| -> Arc<dyn SourceReader> {
+            Arc::new(CountedReader(self.provider.reader(source)))
+        };
+        if let Some((_, layout)) = model.files.iter().find(|(n, _)| n == file) {
+            let f = GgufFile::new(layout.clone(), model.source.clone(), counted(&model.source));
+            return Ok(Arc::new(ModelFile { content: Content::Converted(f), stats }));
+        }
+        let (Some(g), Some((_, shard))) =
+            (&model.passthrough_source, model.passthrough.iter().find(|(n, _)| n == file))
+        else {
+            return Err(not_in_repo(&model, file));
+        };
+        let size = g.shards.get(*shard).map_or(0, |s| s.size);
+        let content = Content::PassThrough { reader: counted(g), shard: *shard, size };
+        Ok(Arc::new(ModelFile { content, stats }))
     }
 }
 
-fn find_file<'a>(model: &'a RepoModel, file: &str) -> Result<&'a Arc<Layout>, VfsError> {
-    model
-        .files
-        .iter()
-        .find(|(n, _)| n == file)
-        .map(|(_, l)| l)
-        .ok_or_else(|| VfsError::NotFound(format!("{}: no file {file}", model.source.repo_id)))
+fn not_in_repo(model: &RepoModel, file: &str) -> VfsError {
+    VfsError::NotFound(format!("{}: no file {file}", model.source.repo_id))
+}
+
+fn find_entry(model: &RepoModel, file: &str) -> Result<DirEntry, VfsError> {
+    model.entries().into_iter().find(|e| e.name == file).ok_or_else(|| not_in_repo(model, file))
 }
 
 enum Parts<'a> {
     Root,
+    Control,
+    Status,
     Org(&'a str),
     Repo(String),
     File(String, &'a str),
@@ -170,36 +257,53 @@ enum Parts<'a> {
 
 fn split_path(path: &str) -> Result<Parts<'_>, VfsError> {
     let parts: Vec<&str> = if path.is_empty() { vec![] } else { path.split('/').collect() };
-    if parts.iter().any(|p| !valid_component(p)) {
-        return Err(VfsError::NotFound(format!("{path}: invalid path")));
-    }
+    let invalid = || VfsError::NotFound(format!("{path}: invalid path"));
     Ok(match parts.as_slice() {
         [] => Parts::Root,
-        [org] => Parts::Org(org),
-        [org, repo] => Parts::Repo(format!("{org}/{repo}")),
-        [org, repo, file] => Parts::File(format!("{org}/{repo}"), file),
+        [CONTROL_DIR] => Parts::Control,
+        [CONTROL_DIR, STATUS_FILE] => Parts::Status,
+        [org] if valid_org(org) => Parts::Org(org),
+        [org, repo] => {
+            let dir = format!("{org}/{repo}");
+            parse_repo_spec(&dir).map_err(|e| VfsError::NotFound(e.to_string()))?;
+            Parts::Repo(dir)
+        }
+        [org, repo, file] if valid_file_name(file) => {
+            let dir = format!("{org}/{repo}");
+            parse_repo_spec(&dir).map_err(|e| VfsError::NotFound(e.to_string()))?;
+            Parts::File(dir, file)
+        }
+        [_, _, _] | [_] => return Err(invalid()),
         _ => return Err(VfsError::NotFound(format!("{path}: too deep"))),
     })
 }
 
-/// Hub names are ASCII letters, digits, `-`, `_`, `.` (not starting with `.`), at most 96
-/// characters; a revision may follow `@`.
-fn valid_component(c: &str) -> bool {
-    !c.is_empty()
-        && c.len() <= 200
-        && !c.starts_with('.')
-        && c.chars().all(|ch| ch.is_ascii_alphanumeric() || matches!(ch, '-' | '_' | '.' | '@'))
+fn valid_org(org: &str) -> bool {
+    repo_path::validate_repo_id(&format!("{org}/x")).is_ok()
 }
 
-/// Splits `org/name[@rev]` into the repo id and revision.
-pub fn parse_repo_dir(dir: &str) -> Option<(&str, &str)> {
+/// File names are matched against the repo's list, so this only keeps out what no listed
+/// name can be.
+fn valid_file_name(f: &str) -> bool {
+    !f.is_empty() && f.len() <= 255 && f != "." && f != ".." && !f.contains('\0')
+}
+
+/// Splits `org/name[@rev]` into a valid repo id and the Hub revision it names (`pr:N` and
+/// percent-escapes decoded; `main` when there is no `@`).
+pub fn parse_repo_spec(dir: &str) -> Result<(String, String), RepoIdError> {
     let (repo, rev) = match dir.split_once('@') {
-        Some((r, v)) if !v.is_empty() => (r, v),
-        Some(_) => return None,
-        None => (dir, DEFAULT_REVISION),
+        Some((r, v)) => (r, repo_path::parse_revision(v)?),
+        None => (dir, DEFAULT_REVISION.to_string()),
     };
-    let (org, name) = repo.split_once('/')?;
-    (valid_component(org) && valid_component(name) && !name.contains('@')).then_some((repo, rev))
+    repo_path::validate_repo_id(repo)?;
+    Ok((repo.to_string(), rev))
+}
+
+/// Splits `org/name[@rev]` into the repo id and the revision as written, if both are valid
+/// (see `parse_repo_spec` for the decoded revision).
+pub fn parse_repo_dir(dir: &str) -> Option<(&str, &str)> {
+    parse_repo_spec(dir).ok()?;
+    Some(dir.split_once('@').unwrap_or((dir, DEFAULT_REVISION)))
 }
 
 impl Namespace for Catalog {
@@ -216,32 +320,6 @@ impl Namespace for Catalog {
     fn open(&self, path: &str) -> BoxFuture<'_, Result<Arc<dyn VirtualFile>, VfsError>> {
         let path = path.to_string();
         async move { self.open_path(&path).await }.boxed()
-    }
-}
-
-struct MountedFile(GgufFile);
-
-impl VirtualFile for MountedFile {
-    fn size(&self) -> u64 {
-        self.0.size()
-    }
-
-    fn read(&self, offset: u64, len: u64) -> BoxFuture<'_, Result<Bytes, VfsError>> {
-        async move {
-            self.0.read_range(offset, len).await.map_err(|e| {
-                tracing::error!(error = %e, offset, len, "read failed");
-                match e {
-                    crate::vfile::ReadError::Source { source: crate::vfile::SourceReadError::NotFound(m), .. } => {
-                        VfsError::NotFound(m)
-                    }
-                    crate::vfile::ReadError::Source {
-                        source: crate::vfile::SourceReadError::AccessDenied(m), ..
-                    } => VfsError::AccessDenied(m),
-                    other => VfsError::Io(other.to_string()),
-                }
-            })
-        }
-        .boxed()
     }
 }
 
@@ -263,5 +341,18 @@ mod tests {
         assert!(split_path("a/../b").is_err());
         assert!(split_path("a/b%2Fc").is_err());
         assert!(split_path("a/b/c/d").is_err());
+        assert!(split_path("a--b/c").is_err());
+        assert!(split_path("a/b.git").is_err());
+        assert!(split_path("a/b@x..y").is_err());
+    }
+
+    #[test]
+    fn pr_refs_and_encoded_revisions_parse() {
+        let pr = ("a/b".to_string(), "refs/pr/1".to_string());
+        assert_eq!(parse_repo_spec("a/b@pr:1").unwrap(), pr);
+        assert_eq!(parse_repo_spec("a/b@refs%2Fpr%2F1").unwrap(), pr);
+        assert_eq!(parse_repo_dir("a/b@pr:1"), Some(("a/b", "pr:1")));
+        assert!(matches!(split_path("a/b@pr:1/f.gguf"), Ok(Parts::File(d, "f.gguf")) if d == "a/b@pr:1"));
+        assert!(matches!(split_path(".ggufs/status"), Ok(Parts::Status)));
     }
 }

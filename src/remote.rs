@@ -35,8 +35,46 @@ impl ModelProvider for HubProvider {
     }
 
     fn reader(&self, source: &Arc<SourceModel>) -> Arc<dyn SourceReader> {
-        Arc::new(HubShardReader { client: self.client.clone(), source: source.clone() })
+        hub_reader(&self.client, source)
     }
+
+    fn gguf_files(&self, repo: &str, revision: &str) -> BoxFuture<'_, Result<Option<Arc<SourceModel>>, VfsError>> {
+        let (repo, revision) = (repo.to_string(), revision.to_string());
+        async move {
+            list_gguf_files(&self.client, &repo, &revision)
+                .await
+                .map(|m| Some(Arc::new(m)))
+                .map_err(|e| source_error_to_vfs(SourceError::Hub(e)))
+        }
+        .boxed()
+    }
+}
+
+/// The Hub reader of `source`'s shards, behind the user's huggingface_hub cache when the
+/// client's config names one (shards already downloaded are read from disk).
+pub fn hub_reader(client: &Arc<HubClient>, source: &Arc<SourceModel>) -> Arc<dyn SourceReader> {
+    let net: Arc<dyn SourceReader> = Arc::new(HubShardReader::new(client.clone(), source.clone()));
+    crate::hfcache::HfCacheReader::wrap(Some(net.clone()), source, client.config().hub_cache.as_deref()).unwrap_or(net)
+}
+
+/// The `.gguf` files of `repo` at `revision`, as a source whose shards are those files (pinned
+/// to the commit, sorted by path, no tensors): what the mount passes through unconverted.
+pub async fn list_gguf_files(client: &HubClient, repo: &str, revision: &str) -> Result<SourceModel, HubError> {
+    let commit = client.resolve_revision(repo, revision).await?;
+    let shards = client
+        .list_files(repo, &commit)
+        .await?
+        .into_iter()
+        .filter(|f| f.path.to_ascii_lowercase().ends_with(".gguf"))
+        .map(|f| crate::source::Shard { path: f.path, size: f.size, sha256: f.lfs_sha256 })
+        .collect();
+    Ok(SourceModel {
+        repo_id: repo.to_string(),
+        commit,
+        files: crate::source::RepoFiles::new(),
+        shards,
+        tensors: Vec::new(),
+    })
 }
 
 /// Reads shard bytes of one source model from the Hub.
@@ -57,7 +95,11 @@ impl SourceReader for HubShardReader {
         async move {
             let s = &self.source;
             let path = &s.shards.get(shard).ok_or_else(|| SourceReadError::Io(format!("no shard {shard}")))?.path;
-            self.client.read_range(&s.repo_id, &s.commit, path, range).await.map_err(|e| hub_error_to_read(&e))
+            let _in_flight = crate::stats::fetch_started();
+            let bytes =
+                self.client.read_range(&s.repo_id, &s.commit, path, range).await.map_err(|e| hub_error_to_read(&e))?;
+            crate::stats::record_fetched(bytes.len() as u64);
+            Ok(bytes)
         }
         .boxed()
     }
@@ -104,7 +146,7 @@ pub async fn open_file(
     outtype: crate::plan::OutType,
 ) -> Result<crate::vfile::GgufFile, OpenError> {
     let source = Arc::new(fetch_source(&client, repo, revision).await?);
-    let reader = Arc::new(HubShardReader::new(client, source.clone()));
+    let reader = hub_reader(&client, &source);
     Ok(open_source(source, outtype, reader).await?)
 }
 

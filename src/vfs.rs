@@ -42,6 +42,12 @@ pub trait VirtualFile: Send + Sync {
     /// Bytes `[offset, offset + len)` clamped to the size. Never short inside the file:
     /// either all the bytes or an error.
     fn read(&self, offset: u64, len: u64) -> BoxFuture<'_, Result<Bytes, VfsError>>;
+    /// True for a live report (a status file) whose content and size differ on each open: the
+    /// FUSE layer then bypasses the page cache and accepts a size other than the one looked up,
+    /// and reads past the content end at EOF.
+    fn volatile(&self) -> bool {
+        false
+    }
 }
 
 /// The tree the mount serves. Paths are relative, `/`-separated, without a leading slash;

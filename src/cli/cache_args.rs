@@ -37,8 +37,7 @@ pub struct Caches {
 impl CacheArgs {
     /// True when the network must not be used (`--offline` or `HF_HUB_OFFLINE`).
     pub fn offline(&self) -> bool {
-        self.offline
-            || std::env::var("HF_HUB_OFFLINE").is_ok_and(|v| matches!(v.as_str(), "1" | "true" | "TRUE" | "yes"))
+        self.offline || ggufs::hub::offline_from_env()
     }
 
     /// Opens the caches, or `None` with `--no-cache`.

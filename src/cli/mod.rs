@@ -9,6 +9,7 @@ mod cache_args;
 mod inspect;
 mod mount;
 mod pull;
+mod status;
 
 /// Hugging Face Hub models as virtual GGUF files.
 #[derive(Parser)]
@@ -31,6 +32,8 @@ enum Command {
     Mount(mount::MountArgs),
     /// Unmount a ggufs mount (or clear a stale one).
     Unmount(mount::UnmountArgs),
+    /// Show a mount's read counters: bytes served and fetched, cache hits, requests in flight.
+    Status(status::StatusArgs),
 }
 
 /// Parses the command line and runs it.
@@ -42,6 +45,7 @@ pub fn main() -> ExitCode {
         Command::Pull(args) => runtime().and_then(|rt| rt.block_on(pull::run(args))),
         Command::Mount(args) => mount::run(args),
         Command::Unmount(args) => mount::run_unmount(args),
+        Command::Status(args) => status::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -70,17 +74,13 @@ fn init_logging(verbose: u8) {
     let _ = tracing_subscriber::fmt().with_env_filter(filter).with_ansi(ansi).with_writer(std::io::stderr).try_init();
 }
 
-/// Splits `ORG/REPO[@REV]` into the repo id and the revision (`main` by default).
+/// Splits `ORG/REPO[@REV]` into the repo id and the revision (`main` by default), checked with
+/// the Hub's rules before any request (`REV` may be a branch, tag, sha, `refs/pr/N` or `pr:N`).
 pub fn parse_repo_ref(s: &str) -> anyhow::Result<(String, String)> {
-    let (repo, rev) = match s.split_once('@') {
-        Some((r, v)) => (r, v),
-        None => (s, "main"),
-    };
-    anyhow::ensure!(
-        repo.split('/').count() == 2 && repo.split('/').all(|p| !p.is_empty()) && !rev.is_empty(),
-        "expected ORG/REPO[@REVISION], got {s:?}"
-    );
-    Ok((repo.to_string(), rev.to_string()))
+    let (repo, rev) = s.split_once('@').unwrap_or((s, "main"));
+    // Written plainly here (`refs/pr/1`): escape it into the path form the catalog parses.
+    let spec = format!("{repo}@{}", ggufs::repo_path::revision_path_form(rev));
+    ggufs::catalog::parse_repo_spec(&spec).map_err(|e| anyhow::anyhow!("expected ORG/REPO[@REVISION], got {s:?}: {e}"))
 }
 
 #[cfg(test)]
@@ -94,5 +94,8 @@ mod tests {
         assert!(parse_repo_ref("ab").is_err());
         assert!(parse_repo_ref("a/b@").is_err());
         assert!(parse_repo_ref("a//b").is_err());
+        assert_eq!(parse_repo_ref("a/b@refs/pr/3").unwrap(), ("a/b".into(), "refs/pr/3".into()));
+        assert_eq!(parse_repo_ref("a/b@pr:3").unwrap(), ("a/b".into(), "refs/pr/3".into()));
+        assert!(parse_repo_ref("a--b/c").is_err());
     }
 }

@@ -5,7 +5,9 @@ use std::ffi::OsStr;
 use std::sync::mpsc::Sender;
 use std::sync::{Arc, Mutex};
 
-use fuser::consts::{FOPEN_KEEP_CACHE, FUSE_DO_READDIRPLUS, FUSE_PARALLEL_DIROPS, FUSE_READDIRPLUS_AUTO};
+use fuser::consts::{
+    FOPEN_DIRECT_IO, FOPEN_KEEP_CACHE, FUSE_DO_READDIRPLUS, FUSE_PARALLEL_DIROPS, FUSE_READDIRPLUS_AUTO,
+};
 use fuser::{
     FileAttr, Filesystem, KernelConfig, ReplyAttr, ReplyData, ReplyDirectory, ReplyDirectoryPlus, ReplyEmpty,
     ReplyEntry, ReplyOpen, ReplyStatfs, ReplyXattr, Request,
@@ -210,19 +212,21 @@ impl Filesystem for GgufFs {
                 tracing::warn!(path, %err, "open failed");
                 errno_of(&err)
             })?;
-            if file.size() != size {
+            if file.size() != size && !file.volatile() {
                 // The path now names other content; ESTALE makes the kernel look it up
                 // again, which gives the new content a new inode.
                 tracing::warn!(path, size, now = file.size(), "file changed size");
                 return Err(libc::ESTALE);
             }
-            Ok(lock(&files).insert(file))
+            let flags = if file.volatile() { FOPEN_DIRECT_IO } else { FOPEN_KEEP_CACHE };
+            Ok((lock(&files).insert(file), flags))
         };
         spawn_replying(&self.executor.handle, "open", work, move |outcome| {
             match outcome {
                 // Content behind an inode never changes, so the page cache stays valid
-                // across opens. Never FOPEN_DIRECT_IO: it breaks shared mmap (llama.cpp).
-                Ok(fh) => reply.opened(fh, FOPEN_KEEP_CACHE),
+                // across opens. Never FOPEN_DIRECT_IO for model files: it breaks shared mmap
+                // (llama.cpp); only live reports (status) bypass the cache.
+                Ok((fh, flags)) => reply.opened(fh, flags),
                 Err(errno) => reply.error(errno),
             }
         });

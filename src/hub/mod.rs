@@ -8,5 +8,5 @@ mod error;
 mod range;
 
 pub use client::{encode_path, encode_segment, HubClient, RepoFile, SMALL_FILE_LIMIT};
-pub use config::{hf_home, token_path, HubConfig, RetryConfig, DEFAULT_ENDPOINT};
+pub use config::{hf_home, is_true, offline_from_env, token_path, HfEnv, HubConfig, RetryConfig, DEFAULT_ENDPOINT};
 pub use error::HubError;

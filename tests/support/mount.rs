@@ -24,6 +24,20 @@ impl Mounted {
         Self { handle: Some(handle), dir, runtime }
     }
 
+    /// Mounts the catalog `make` builds (called inside the mount's runtime, so it may create
+    /// Hub clients), for tests that need another provider or client config.
+    pub fn with_catalog(make: impl FnOnce() -> Arc<Catalog>) -> Self {
+        let dir = tempfile::tempdir().expect("mountpoint");
+        let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let catalog = {
+            let _guard = runtime.enter();
+            make()
+        };
+        let opts = MountOptions { runtime: Some(runtime.handle().clone()), ..MountOptions::default() };
+        let handle = mount(catalog, dir.path(), opts).expect("mount");
+        Self { handle: Some(handle), dir, runtime }
+    }
+
     /// Mounts again at the same path (after an unmount).
     pub fn remount(&mut self, hub: &FakeHub, models: &[&str]) {
         self.handle = Some(Self::mount_at(hub, models, self.dir.path(), &self.runtime));
