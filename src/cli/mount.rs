@@ -12,11 +12,16 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use clap::Args;
 
+use futures::future::BoxFuture;
+use futures::FutureExt;
 use ggufs::cache::CachedProvider;
 use ggufs::catalog::{Catalog, ModelProvider};
 use ggufs::fs::{self, MountOptions, UnmountOutcome};
 use ggufs::hub::{HubClient, HubConfig};
 use ggufs::remote::HubProvider;
+use ggufs::source::SourceModel;
+use ggufs::vfile::SourceReader;
+use ggufs::vfs::VfsError;
 
 /// How long the parent waits for a daemonized child to finish mounting.
 const DAEMON_START_TIMEOUT: Duration = Duration::from_secs(30);
@@ -80,11 +85,45 @@ pub fn run(mut args: MountArgs) -> anyhow::Result<()> {
         Some(c) => Arc::new(CachedProvider::new((!args.cache.offline()).then_some(client), c.disk, c.meta)),
         None => Arc::new(HubProvider::new(client)),
     };
+    let provider = Arc::new(LoggingProvider { inner: provider });
     let catalog = Arc::new(Catalog::new(provider, args.models.clone()));
     opts.runtime = Some(runtime.handle().clone());
+    tracing::info!("mounting at {} (read-only)", args.mountpoint.display());
     let outcome = fs::run_foreground(catalog, &args.mountpoint, opts)?;
-    tracing::info!(?outcome, "unmounted");
+    tracing::info!("unmounted {} ({outcome:?})", args.mountpoint.display());
     Ok(())
+}
+
+/// Reports, once per repo the mount resolves, the events a user cares about: which commit a
+/// repo resolved to and which files it serves, or why it could not be opened.
+struct LoggingProvider {
+    inner: Arc<dyn ModelProvider>,
+}
+
+impl ModelProvider for LoggingProvider {
+    fn source(&self, repo: &str, revision: &str) -> BoxFuture<'_, Result<Arc<SourceModel>, VfsError>> {
+        let (repo, revision) = (repo.to_string(), revision.to_string());
+        async move {
+            let result = self.inner.source(&repo, &revision).await;
+            match &result {
+                Ok(s) => tracing::info!(
+                    "resolved {repo}@{revision}: commit {}, {} tensors in {} shard(s); serving {}-{{F32,F16,BF16,Q8_0}}.gguf",
+                    s.commit,
+                    s.tensors.len(),
+                    s.shards.len(),
+                    ggufs::catalog::repo_file_stem(&repo)
+                ),
+                Err(VfsError::NotFound(why)) => tracing::info!("{repo}@{revision}: {why}"),
+                Err(e) => tracing::warn!("cannot open {repo}@{revision}: {e}"),
+            }
+            result
+        }
+        .boxed()
+    }
+
+    fn reader(&self, source: &Arc<SourceModel>) -> Arc<dyn SourceReader> {
+        self.inner.reader(source)
+    }
 }
 
 /// The repos a `--config` file lists: one per line, blank lines and `#` comments ignored.
@@ -100,7 +139,7 @@ fn daemonize(args: &MountArgs) -> anyhow::Result<()> {
     }
     let out = std::fs::OpenOptions::new().create(true).append(true).open(&log)?;
     let mut cmd = Command::new(std::env::current_exe()?);
-    cmd.args(std::env::args_os().skip(1)).arg("--foreground");
+    cmd.args(super::command_args()).arg("--foreground");
     cmd.stdin(Stdio::null()).stdout(out.try_clone()?).stderr(out);
     // SAFETY: setsid is async-signal-safe and runs in the child before exec.
     unsafe {
