@@ -7,6 +7,7 @@
 pub mod arch;
 pub mod cache;
 pub mod catalog;
+pub mod dump;
 pub mod fs;
 pub mod gguf;
 pub mod hub;
