@@ -202,3 +202,103 @@ fn pull_on_a_terminal_draws_a_progress_bar_and_a_damaged_partial_is_repaired() {
     );
     assert_eq!(sha256_hex(&std::fs::read(&dest).unwrap()), golden(REPO, "F16")["file"]["sha256"].as_str().unwrap());
 }
+
+/// gguf_dump's output for a golden-equivalent file, committed under tests/fixtures/inspect.
+fn expected_dump(name: &str) -> Vec<u8> {
+    let p = fixtures::local_fixtures().join("inspect").join(name);
+    std::fs::read(&p).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
+}
+
+fn inspect(hub: &FakeHub, home: &Path, args: &[&str]) -> Vec<u8> {
+    let out = ggufs(hub, home).arg("inspect").args(args).output().unwrap();
+    assert!(out.status.success(), "{}", stderr(&out));
+    out.stdout
+}
+
+/// The element bytes of a GGUF array as the golden hashes them (see shared/fixtures/README.md).
+fn array_element_bytes(element_type: &str, values: &[serde_json::Value]) -> Vec<u8> {
+    let mut out = Vec::new();
+    for v in values {
+        match element_type {
+            "STRING" => {
+                let s = v.as_str().unwrap();
+                out.extend((s.len() as u64).to_le_bytes());
+                out.extend(s.as_bytes());
+            }
+            "INT32" => out.extend((v.as_i64().unwrap() as i32).to_le_bytes()),
+            "FLOAT32" => out.extend((v.as_f64().unwrap() as f32).to_le_bytes()),
+            other => panic!("element type {other} not expected in this fixture"),
+        }
+    }
+    out
+}
+
+/// `inspect --outtype f16` prints exactly what gguf_dump prints for the finished file, then
+/// how each tensor is made; `--json` is gguf_dump's `--json` document, and `--json-array`
+/// values hash to the golden's array hashes.
+#[test]
+fn inspect_prints_the_virtual_header_like_gguf_dump() {
+    let hub = start_hub();
+    let home = tempfile::tempdir().unwrap();
+    let text = String::from_utf8(inspect(&hub, home.path(), &[REPO, "--outtype", "f16"])).unwrap();
+    let want = String::from_utf8(expected_dump("SmolLM2-135M-Instruct-F16.dump.txt")).unwrap();
+    assert!(text.starts_with(&want), "{text}");
+    let rest = &text[want.len()..];
+    assert!(rest.contains("blk.0.attn_q.weight              F16   <- model.layers.0.self_attn.q_proj.weight (BF16 -> F16), Q/K rows permuted (4 heads)"), "{rest}");
+    assert!(
+        rest.contains("blk.0.attn_norm.weight           F32   <- model.layers.0.input_layernorm.weight (BF16 -> F32)"),
+        "{rest}"
+    );
+    for ty in ["F32", "F16", "BF16", "Q8_0"] {
+        let size = golden(REPO, ty)["file"]["size"].as_u64().unwrap();
+        assert!(rest.contains(&format!("  {ty:<5} {size} bytes")), "{ty} size {size} missing: {rest}");
+    }
+    let params: u64 = golden(REPO, "F16")["tensors"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|t| t["ne"].as_array().unwrap().iter().map(|d| d.as_u64().unwrap()).product::<u64>())
+        .sum();
+    assert!(rest.contains(&format!("* Parameters: {params}\n")), "{rest}");
+
+    let json: serde_json::Value =
+        serde_json::from_slice(&inspect(&hub, home.path(), &[REPO, "--outtype", "f16", "--json"])).unwrap();
+    let want: serde_json::Value =
+        serde_json::from_slice(&expected_dump("SmolLM2-135M-Instruct-F16.dump.json")).unwrap();
+    assert_eq!(json, want);
+
+    let full: serde_json::Value =
+        serde_json::from_slice(&inspect(&hub, home.path(), &[REPO, "--outtype", "f16", "--json", "--json-array"]))
+            .unwrap();
+    let mut arrays = 0;
+    for kv in golden(REPO, "F16")["kv"].as_array().unwrap().iter().filter(|kv| kv["type"] == "ARRAY") {
+        let entry = &full["metadata"][kv["key"].as_str().unwrap()];
+        let values = entry["value"].as_array().unwrap_or_else(|| panic!("no values for {}", kv["key"]));
+        assert_eq!(values.len() as u64, kv["length"].as_u64().unwrap());
+        let bytes = array_element_bytes(kv["element_type"].as_str().unwrap(), values);
+        assert_eq!(sha256_hex(&bytes), kv["sha256"].as_str().unwrap(), "{}", kv["key"]);
+        arrays += 1;
+    }
+    assert_eq!(arrays, 5);
+}
+
+/// A second architecture and output type (Phi-3.5, Q8_0: float KVs, generated rope tensors),
+/// and the summary view's size of every output type.
+#[test]
+fn inspect_json_matches_gguf_dump_for_phi3_q8_0_and_sizes_match_the_goldens() {
+    let hub = start_hub();
+    let home = tempfile::tempdir().unwrap();
+    let phi = "microsoft/Phi-3.5-mini-instruct";
+    let json: serde_json::Value =
+        serde_json::from_slice(&inspect(&hub, home.path(), &[phi, "--outtype", "q8_0", "--json"])).unwrap();
+    let want: serde_json::Value =
+        serde_json::from_slice(&expected_dump("Phi-3.5-mini-instruct-Q8_0.dump.json")).unwrap();
+    assert_eq!(json, want);
+    let report: serde_json::Value = serde_json::from_slice(&inspect(&hub, home.path(), &[phi, "--json"])).unwrap();
+    let outputs = report["outputs"].as_array().unwrap();
+    assert_eq!(outputs.len(), 4);
+    for o in outputs {
+        let ty = o["type"].as_str().unwrap();
+        assert_eq!(o["size"], golden(phi, ty)["file"]["size"], "{ty}");
+    }
+}
