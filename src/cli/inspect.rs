@@ -158,7 +158,7 @@ fn sizes(first: &Layout) -> Value {
     let params: u64 = first.tensors.iter().map(|t| t.info.n_elements()).sum();
     let sizes = OutType::ALL.into_iter().map(|t| {
         let size =
-            if t == first.outtype { Ok(first.size) } else { ggufs::plan::layout::retype(&first, t).map(|l| l.size) };
+            if t == first.outtype { Ok(first.size) } else { ggufs::plan::layout::retype(first, t).map(|l| l.size) };
         match size {
             Ok(size) => json!({"type": t.name(), "parameters": params, "size": size}),
             Err(e) => json!({"type": t.name(), "error": e.to_string()}),
