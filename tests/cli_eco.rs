@@ -302,3 +302,31 @@ fn inspect_json_matches_gguf_dump_for_phi3_q8_0_and_sizes_match_the_goldens() {
         assert_eq!(o["size"], golden(phi, ty)["file"]["size"], "{ty}");
     }
 }
+
+/// Completion scripts name every subcommand and their flags; `--help` of every subcommand
+/// carries examples.
+#[test]
+fn completions_and_help_cover_every_subcommand() {
+    let bin = env!("CARGO_BIN_EXE_ggufs");
+    for shell in ["bash", "zsh", "fish"] {
+        let out = Command::new(bin).args(["completions", shell]).output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+        let script = String::from_utf8(out.stdout).unwrap();
+        for word in ["inspect", "pull", "mount", "unmount", "completions", "outtype", "json-array", "foreground"]
+        {
+            assert!(script.contains(word), "{shell} completion lacks {word}");
+        }
+    }
+    let bad = Command::new(bin).args(["completions", "tcsh"]).output().unwrap();
+    assert!(!bad.status.success());
+    for sub in ["inspect", "pull", "mount", "unmount", "completions"] {
+        let out = Command::new(bin).args([sub, "--help"]).output().unwrap();
+        assert!(out.status.success());
+        let help = String::from_utf8(out.stdout).unwrap();
+        assert!(help.contains("Examples:\n  "), "{sub} --help has no examples:\n{help}");
+        assert!(help.contains(&format!("ggufs {sub}")) || sub == "unmount", "{sub} examples do not run {sub}:\n{help}");
+    }
+    let top = Command::new(bin).arg("--help").output().unwrap();
+    let help = String::from_utf8(top.stdout).unwrap();
+    assert!(help.contains("Examples:") && help.contains("RUST_LOG") && help.contains("-q, --quiet"), "{help}");
+}

@@ -18,6 +18,7 @@ pub struct CompletionsArgs {
 
 /// Writes the script to stdout.
 pub fn run(args: CompletionsArgs, cmd: &mut clap::Command) -> anyhow::Result<()> {
-    clap_complete::generate(args.shell, cmd, "ggufs", &mut std::io::stdout());
-    Ok(())
+    let mut script = Vec::new();
+    clap_complete::generate(args.shell, cmd, "ggufs", &mut script);
+    super::write_stdout(&script)
 }

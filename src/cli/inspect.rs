@@ -3,8 +3,6 @@
 //! inventory. With `--outtype` it prints the virtual file's header exactly as gguf-py's
 //! `gguf_dump` would print the finished file, then how each tensor is made.
 
-use std::io::Write;
-
 use anyhow::Context;
 use clap::Args;
 use serde_json::{json, Value};
@@ -79,16 +77,7 @@ pub async fn run(args: InspectArgs) -> anyhow::Result<()> {
             }
         }
     };
-    emit(&text)
-}
-
-/// Writes to stdout; a closed pipe (`| head`) ends the output quietly.
-fn emit(text: &str) -> anyhow::Result<()> {
-    let mut out = std::io::stdout().lock();
-    match out.write_all(text.as_bytes()).and_then(|_| writeln!(out)).and_then(|_| out.flush()) {
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        other => Ok(other?),
-    }
+    super::write_stdout(format!("{text}\n").as_bytes())
 }
 
 /// The `--outtype` view: gguf_dump's output for the virtual file, plus (text only) how each

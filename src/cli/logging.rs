@@ -11,7 +11,10 @@ use tracing_subscriber::EnvFilter;
 pub fn default_filter(verbose: u8, quiet: bool) -> &'static str {
     match (quiet, verbose) {
         (true, _) => "error",
-        (false, 0) => "warn,ggufs::cli=info",
+        // fuser logs an error when it drops a session that `fusermount -u` already
+        // unmounted; mount failures themselves reach us as errors, so its mount module says
+        // nothing a user needs at this level.
+        (false, 0) => "warn,ggufs::cli=info,fuser::mnt=off",
         (false, 1) => "info",
         (false, 2) => "debug",
         _ => "trace",
@@ -38,7 +41,7 @@ mod tests {
 
     #[test]
     fn verbosity_maps_to_filters() {
-        assert_eq!(default_filter(0, false), "warn,ggufs::cli=info");
+        assert_eq!(default_filter(0, false), "warn,ggufs::cli=info,fuser::mnt=off");
         assert_eq!(default_filter(1, false), "info");
         assert_eq!(default_filter(2, false), "debug");
         assert_eq!(default_filter(5, false), "trace");

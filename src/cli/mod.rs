@@ -76,6 +76,16 @@ pub fn command_args() -> Vec<OsString> {
     ARGS.get().map(|a| a.iter().skip(1).cloned().collect()).unwrap_or_default()
 }
 
+/// Writes to stdout; a closed pipe (`| head`) ends the output quietly instead of panicking.
+pub fn write_stdout(bytes: &[u8]) -> anyhow::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    match out.write_all(bytes).and_then(|_| out.flush()) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        other => Ok(other?),
+    }
+}
+
 /// True with `-q`.
 pub fn quiet() -> bool {
     QUIET.load(Ordering::Relaxed)

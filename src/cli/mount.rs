@@ -26,8 +26,33 @@ use ggufs::vfs::VfsError;
 /// How long the parent waits for a daemonized child to finish mounting.
 const DAEMON_START_TIMEOUT: Duration = Duration::from_secs(30);
 
+const MOUNT_EXAMPLES: &str = "\
+Examples:
+  # Two repos listed at the root; any other repo is reachable by path (ls /models/ORG/REPO)
+  ggufs mount /models -m HuggingFaceTB/SmolLM2-135M-Instruct -m Qwen/Qwen2.5-0.5B-Instruct@main
+  llama-cli -m /models/HuggingFaceTB/SmolLM2-135M-Instruct/SmolLM2-135M-Instruct-Q8_0.gguf
+
+  # In the foreground (logs to stderr, Ctrl-C unmounts), visible to other users
+  ggufs mount /models --foreground -o allow_other --config /etc/ggufs/models.txt
+
+  # From /etc/fstab, through the mount.ggufs helper (ln -s $(which ggufs) /sbin/mount.fuse.ggufs):
+  #   ggufs  /models  fuse.ggufs  ro,allow_other,models=HuggingFaceTB/SmolLM2-135M-Instruct  0 0
+  mount /models
+
+  ggufs unmount /models        # or: fusermount -u /models";
+
 /// Arguments of `mount`.
 #[derive(Args)]
+#[command(
+    long_about = "Mount Hub models as virtual GGUF files (read-only: -o ro is implied). Each repo directory \
+                  ORG/REPO (or ORG/REPO@REVISION) holds <REPO>-F32.gguf, -F16, -BF16 and -Q8_0, byte-identical to \
+                  convert_hf_to_gguf.py's output; bytes are fetched and converted on read.\n\n\
+                  Without --foreground the command starts a background daemon and returns once the mount is \
+                  live. The same binary, installed as /sbin/mount.ggufs or /sbin/mount.fuse.ggufs, is the \
+                  helper mount(8) runs for /etc/fstab lines of type ggufs or fuse.ggufs (options: models=A/B:C/D, \
+                  config=FILE, endpoint=URL, cache_dir=DIR, cache_size=N, no_cache, offline, allow_other, ro).",
+    after_help = MOUNT_EXAMPLES
+)]
 pub struct MountArgs {
     /// Where to mount (an existing empty directory).
     mountpoint: PathBuf,
@@ -176,6 +201,12 @@ fn default_log_file() -> PathBuf {
 
 /// Arguments of `unmount`.
 #[derive(Args)]
+#[command(
+    long_about = "Unmount a ggufs mount. If files are still open (a running llama.cpp), the mount is detached \
+                  lazily and goes away when the last reader closes. A stale mount left by a daemon that died \
+                  (\"Transport endpoint is not connected\") is cleared. `fusermount -u DIR` works as well.",
+    after_help = "Examples:\n  ggufs unmount /models\n  fusermount3 -u /models   # the same, without ggufs"
+)]
 pub struct UnmountArgs {
     /// The mountpoint.
     mountpoint: PathBuf,
