@@ -148,8 +148,8 @@ fn progress_bar() -> ProgressBar {
 
 /// Sizes the bar and starts rate/ETA from the resumed prefix, so kept bytes do not count as speed.
 fn start_bar(bar: &ProgressBar, p: PullProgress) {
+    bar.set_message(if p.resumed > 0 { "resuming" } else { "pulling" });
     bar.set_length(p.total);
     bar.set_position(p.done);
-    bar.set_message(if p.resumed > 0 { "resuming" } else { "pulling" });
     bar.reset_eta();
 }
