@@ -312,8 +312,7 @@ fn completions_and_help_cover_every_subcommand() {
         let out = Command::new(bin).args(["completions", shell]).output().unwrap();
         assert!(out.status.success(), "{}", stderr(&out));
         let script = String::from_utf8(out.stdout).unwrap();
-        for word in ["inspect", "pull", "mount", "unmount", "completions", "outtype", "json-array", "foreground"]
-        {
+        for word in ["inspect", "pull", "mount", "unmount", "completions", "outtype", "json-array", "foreground"] {
             assert!(script.contains(word), "{shell} completion lacks {word}");
         }
     }

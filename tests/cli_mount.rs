@@ -81,6 +81,10 @@ fn the_mount_helper_works_as_mount8_calls_it_and_fusermount_unmounts() {
     let log = std::fs::read_to_string(&log).unwrap();
     assert!(log.contains(&format!("resolved {REPO}@main: commit {}", fake_commit(REPO))), "{log}");
     assert!(log.contains("unmounted"), "{log}");
+    // Default level: the user's events only, no internals.
+    for noise in ["DEBUG", "TRACE", "FUSE session initialised", "ggufs::"] {
+        assert!(!log.contains(noise), "{noise:?} in {log}");
+    }
     // fuser logs "Failed to send FUSE reply: No such file or directory" when the kernel has
     // already dropped a request (readahead in flight at unmount); anything else is a defect.
     let bad = log.lines().filter(|l| l.contains("ERROR") || l.contains("WARN"));
