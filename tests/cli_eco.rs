@@ -329,3 +329,50 @@ fn completions_and_help_cover_every_subcommand() {
     let help = String::from_utf8(top.stdout).unwrap();
     assert!(help.contains("Examples:") && help.contains("RUST_LOG") && help.contains("-q, --quiet"), "{help}");
 }
+
+/// A fetch error shows at the default level as one line with its cause: a transient one as a
+/// retry warning (and the pull still succeeds), a lasting one as the final error, which
+/// says how to resume.
+#[test]
+fn fetch_errors_are_reported_with_their_cause() {
+    let hub = start_hub();
+    let tmp = tempfile::tempdir().unwrap();
+    // The first CDN request is the safetensors header probe; fail the next one once.
+    let once = FaultRule::new(
+        "",
+        FaultAction::Status { code: 503, x_error_code: None, message: None, headers: Default::default() },
+    );
+    hub.set_faults(vec![once.listener("cdn").after(1).times(1)]);
+    let out = ggufs(&hub, tmp.path()).args(pull_args(&tmp.path().join("a.gguf"))).output().unwrap();
+    let err = stderr(&out);
+    assert!(out.status.success(), "{err}");
+    let warn: Vec<&str> = err.lines().filter(|l| l.starts_with(" WARN ")).collect();
+    assert_eq!(warn.len(), 1, "{err}");
+    assert!(
+        warn[0].contains("retrying") && warn[0].contains("model.safetensors") && warn[0].contains("HTTP 503"),
+        "{err}"
+    );
+
+    let denied = FaultRule::new(
+        "",
+        FaultAction::Status {
+            code: 403,
+            x_error_code: Some("AccessDenied".into()),
+            message: Some("Request has expired".into()),
+            headers: Default::default(),
+        },
+    );
+    hub.set_faults(vec![denied.listener("cdn").after(1)]);
+    let dest = tmp.path().join("b.gguf");
+    let out = ggufs(&hub, tmp.path()).args(pull_args(&dest)).output().unwrap();
+    let err = stderr(&out);
+    assert!(!out.status.success(), "{err}");
+    let last = err.lines().last().unwrap_or_default();
+    assert!(
+        last.starts_with(&format!("error: pulling {REPO}@main (rerun to resume from {}.partial)", dest.display())),
+        "{err}"
+    );
+    assert!(last.contains("model.safetensors: HTTP 403: Request has expired"), "{err}");
+    assert_eq!(last.matches("HTTP 403").count(), 1, "cause repeated: {last}");
+    assert!(tmp.path().join("b.gguf.partial").is_file() && !dest.exists());
+}

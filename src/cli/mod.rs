@@ -129,10 +129,27 @@ fn report(result: anyhow::Result<()>) -> ExitCode {
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", error_line(&e));
             ExitCode::FAILURE
         }
     }
+}
+
+/// The error and its causes on one line, each cause once: library errors often repeat their
+/// source's text in their own message, which `{:#}` would print twice.
+fn error_line(e: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -155,6 +172,18 @@ pub fn parse_repo_ref(s: &str) -> anyhow::Result<(String, String)> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn error_lines_name_each_cause_once() {
+        #[derive(Debug, thiserror::Error)]
+        #[error("shard.safetensors: HTTP 403: expired")]
+        struct Inner;
+        #[derive(Debug, thiserror::Error)]
+        #[error("org/repo: {0}")]
+        struct Outer(#[source] Inner);
+        let e = anyhow::Error::new(Outer(Inner)).context("pulling org/repo@main");
+        assert_eq!(error_line(&e), "pulling org/repo@main: org/repo: shard.safetensors: HTTP 403: expired");
+    }
 
     #[test]
     fn repo_refs_parse() {
