@@ -23,6 +23,8 @@ use crate::vfile::{GgufFile, ReadError};
 pub const PULL_CHUNK: u64 = 16 << 20;
 /// Chunks converted concurrently.
 pub const PULL_CONCURRENCY: usize = 4;
+/// Largest chunk accepted: a chunk is held in memory while it is converted.
+pub const MAX_CHUNK: u64 = 1 << 30;
 /// First line of a sidecar; bump when the sidecar format changes.
 const SIDECAR_FORMAT: &str = "ggufs-partial/1";
 
@@ -33,7 +35,7 @@ pub enum PullError {
     Read(#[from] ReadError),
     #[error("{path}: {source}")]
     Write { path: String, source: std::io::Error },
-    #[error("chunk size must be positive")]
+    #[error("chunk size must be between 1 byte and {MAX_CHUNK} bytes")]
     BadChunk,
 }
 
@@ -103,7 +105,7 @@ pub async fn pull_resumable(
     opts: PullOptions,
     mut progress: impl FnMut(PullProgress),
 ) -> Result<PullReport, PullError> {
-    if opts.chunk == 0 {
+    if opts.chunk == 0 || opts.chunk > MAX_CHUNK {
         return Err(PullError::BadChunk);
     }
     let (partial, sums) = (partial_path(dest), sidecar_path(dest));
