@@ -8,6 +8,7 @@ pub mod arch;
 pub mod cache;
 pub mod catalog;
 mod catalog_files;
+pub mod dump;
 pub mod fs;
 pub mod gguf;
 pub mod hfcache;

@@ -1,9 +1,20 @@
-//! Materializing a virtual file to disk through the same engine the mount uses.
+//! Materializing a virtual file to disk through the same engine the mount uses, resumably.
+//!
+//! A pull writes `<dest>.partial` and, beside it, `<dest>.partial.sums`: one identity line
+//! (repo, commit, output type, size, header hash, chunk size, ggufs version) and then one
+//! sha256 per completed chunk, appended after the chunk's bytes are written. A later pull of
+//! the same file re-hashes the chunks the sidecar lists (a local read: far cheaper than
+//! fetching and converting again), keeps the verified prefix, and continues from there.
+//! Anything that does not match (another commit, another ggufs version, a chunk whose bytes
+//! are not what was recorded, a torn last write) is dropped and refetched: the partial file
+//! is never trusted by its size alone.
 
-use std::io::Write;
-use std::path::Path;
+use std::fs::{File, OpenOptions};
+use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
+use std::path::{Path, PathBuf};
 
 use futures::{StreamExt, TryStreamExt};
+use sha2::{Digest, Sha256};
 
 use crate::vfile::{GgufFile, ReadError};
 
@@ -12,6 +23,10 @@ use crate::vfile::{GgufFile, ReadError};
 pub const PULL_CHUNK: u64 = 16 << 20;
 /// Chunks converted concurrently.
 pub const PULL_CONCURRENCY: usize = 4;
+/// Largest chunk accepted: a chunk is held in memory while it is converted.
+pub const MAX_CHUNK: u64 = 1 << 30;
+/// First line of a sidecar; bump when the sidecar format changes.
+const SIDECAR_FORMAT: &str = "ggufs-partial/1";
 
 /// Why a pull failed.
 #[derive(Debug, thiserror::Error)]
@@ -20,28 +35,268 @@ pub enum PullError {
     Read(#[from] ReadError),
     #[error("{path}: {source}")]
     Write { path: String, source: std::io::Error },
+    #[error("chunk size must be between 1 byte and {MAX_CHUNK} bytes")]
+    BadChunk,
 }
 
-/// Writes the whole of `file` to `dest` (via a temporary file renamed into place, so an
-/// interrupted pull never leaves a truncated GGUF under the final name). `progress` is
-/// called with the number of bytes written so far.
-pub async fn pull_to(file: &GgufFile, dest: &Path, mut progress: impl FnMut(u64)) -> Result<u64, PullError> {
-    let werr = |source| PullError::Write { path: dest.display().to_string(), source };
-    let tmp = dest.with_extension("gguf.partial");
-    let mut out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&tmp).map_err(werr)?);
-    let size = file.size();
-    let chunks = (0..size.div_ceil(PULL_CHUNK)).map(|i| {
-        let start = i * PULL_CHUNK;
-        file.read_range(start, PULL_CHUNK.min(size - start))
-    });
-    let mut stream = futures::stream::iter(chunks).buffered(PULL_CONCURRENCY);
-    let mut written = 0;
-    while let Some(bytes) = stream.try_next().await? {
-        out.write_all(&bytes).map_err(werr)?;
-        written += bytes.len() as u64;
-        progress(written);
+/// How a pull cuts the file into chunks.
+#[derive(Debug, Clone, Copy)]
+pub struct PullOptions {
+    /// Bytes per chunk (the unit of progress, of resumption and of verification).
+    pub chunk: u64,
+    /// Chunks produced concurrently.
+    pub concurrency: usize,
+}
+
+impl Default for PullOptions {
+    fn default() -> Self {
+        Self { chunk: PULL_CHUNK, concurrency: PULL_CONCURRENCY }
     }
-    out.into_inner().map_err(|e| werr(e.into_error()))?.sync_all().map_err(werr)?;
-    std::fs::rename(&tmp, dest).map_err(werr)?;
-    Ok(written)
+}
+
+/// What a progress callback sees.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PullProgress {
+    /// Size of the whole file.
+    pub total: u64,
+    /// Bytes on disk so far (including a verified resumed prefix).
+    pub done: u64,
+    /// Bytes kept from an earlier interrupted pull.
+    pub resumed: u64,
+}
+
+/// The outcome of a pull.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PullReport {
+    /// Size of the file written.
+    pub size: u64,
+    /// Bytes kept (verified) from an earlier interrupted pull.
+    pub resumed: u64,
+}
+
+/// `<dest>.partial`: where an unfinished pull lives.
+pub fn partial_path(dest: &Path) -> PathBuf {
+    let mut name = dest.as_os_str().to_owned();
+    name.push(".partial");
+    PathBuf::from(name)
+}
+
+/// `<dest>.partial.sums`: the per-chunk checksums of the partial file.
+pub fn sidecar_path(dest: &Path) -> PathBuf {
+    let mut name = partial_path(dest).into_os_string();
+    name.push(".sums");
+    PathBuf::from(name)
+}
+
+/// Writes the whole of `file` to `dest` with the default chunking; `progress` gets the bytes
+/// on disk so far. The simple form of [`pull_resumable`], kept for callers that need no options.
+pub async fn pull_to(file: &GgufFile, dest: &Path, mut progress: impl FnMut(u64)) -> Result<u64, PullError> {
+    let report = pull_resumable(file, dest, PullOptions::default(), |p| progress(p.done)).await?;
+    Ok(report.size)
+}
+
+/// Writes the whole of `file` to `dest`, continuing an interrupted pull when one is there.
+/// The final name appears only once every byte is written and synced (rename from the
+/// partial file), so `dest` is never a truncated GGUF. `progress` is called after the
+/// resumed prefix is verified and after each chunk.
+pub async fn pull_resumable(
+    file: &GgufFile,
+    dest: &Path,
+    opts: PullOptions,
+    mut progress: impl FnMut(PullProgress),
+) -> Result<PullReport, PullError> {
+    if opts.chunk == 0 || opts.chunk > MAX_CHUNK {
+        return Err(PullError::BadChunk);
+    }
+    let (partial, sums) = (partial_path(dest), sidecar_path(dest));
+    let werr = |p: &Path| {
+        let path = p.display().to_string();
+        move |source| PullError::Write { path, source }
+    };
+    let identity = identity_line(file, opts.chunk);
+    let size = file.size();
+    let n_chunks = size.div_ceil(opts.chunk);
+    let verified = verified_chunks(&partial, &sums, &identity, opts.chunk).min(n_chunks);
+    let mut out = open_partial(&partial, verified * opts.chunk).map_err(werr(&partial))?;
+    let mut sidecar = rewrite_sidecar(&sums, &identity, &verified_sums(&sums, verified)).map_err(werr(&sums))?;
+    let resumed = (verified * opts.chunk).min(size);
+    if resumed > 0 {
+        tracing::debug!(dest = %dest.display(), resumed, verified, "resuming");
+    }
+    progress(PullProgress { total: size, done: resumed, resumed });
+    let chunks = (verified..n_chunks).map(|i| {
+        let start = i * opts.chunk;
+        file.read_range(start, opts.chunk.min(size - start))
+    });
+    let mut stream = futures::stream::iter(chunks).buffered(opts.concurrency.max(1));
+    let mut done = resumed;
+    while let Some(bytes) = stream.try_next().await? {
+        out.write_all(&bytes).map_err(werr(&partial))?;
+        writeln!(sidecar, "{}", hex::encode(Sha256::digest(&bytes))).map_err(werr(&sums))?;
+        done += bytes.len() as u64;
+        progress(PullProgress { total: size, done, resumed });
+    }
+    out.sync_all().map_err(werr(&partial))?;
+    std::fs::rename(&partial, dest).map_err(werr(dest))?;
+    let _ = std::fs::remove_file(&sums);
+    Ok(PullReport { size: done, resumed })
+}
+
+/// What makes two pulls produce the same bytes: anything else in the sidecar is a mismatch.
+fn identity_line(file: &GgufFile, chunk: u64) -> String {
+    let l = file.layout();
+    serde_json::json!({
+        "format": SIDECAR_FORMAT,
+        "ggufs": env!("CARGO_PKG_VERSION"),
+        "repo": l.repo_id,
+        "commit": l.commit,
+        "outtype": l.outtype.name(),
+        "size": l.size,
+        "header_sha256": hex::encode(Sha256::digest(&l.header)),
+        "chunk": chunk,
+    })
+    .to_string()
+}
+
+/// How many leading chunks of `partial` match the checksums in `sums` (0 when there is no
+/// usable sidecar or it describes another file).
+fn verified_chunks(partial: &Path, sums: &Path, identity: &str, chunk: u64) -> u64 {
+    let Ok(listed) = read_sidecar(sums, identity) else { return 0 };
+    let Ok(mut f) = File::open(partial) else { return 0 };
+    let mut buf = vec![0u8; chunk.min(PULL_CHUNK * 4) as usize];
+    let mut good = 0;
+    for want in &listed {
+        if !chunk_matches(&mut f, &mut buf, chunk, want) {
+            break;
+        }
+        good += 1;
+    }
+    good
+}
+
+/// Reads the next `chunk` bytes (or what is left of the file: the last chunk is short) and
+/// compares their sha256 with `want`.
+fn chunk_matches(f: &mut File, buf: &mut [u8], chunk: u64, want: &str) -> bool {
+    let mut hasher = Sha256::new();
+    let mut left = chunk;
+    while left > 0 {
+        let n = buf.len().min(left as usize);
+        match f.read(&mut buf[..n]) {
+            Ok(0) => break,
+            Ok(k) => {
+                hasher.update(&buf[..k]);
+                left -= k as u64;
+            }
+            Err(_) => return false,
+        }
+    }
+    left < chunk && hex::encode(hasher.finalize()) == want
+}
+
+/// The checksum lines of a sidecar whose identity line is `identity`.
+fn read_sidecar(sums: &Path, identity: &str) -> std::io::Result<Vec<String>> {
+    let mut lines = BufReader::new(File::open(sums)?).lines();
+    let first = lines.next().transpose()?.unwrap_or_default();
+    if first != identity {
+        tracing::debug!(sidecar = %sums.display(), "partial file is from another pull; starting over");
+        return Ok(Vec::new());
+    }
+    // A torn last line (killed mid-write) is not 64 hex digits and ends the list.
+    Ok(lines.map_while(Result::ok).take_while(|l| l.len() == 64 && l.bytes().all(|b| b.is_ascii_hexdigit())).collect())
+}
+
+/// The first `n` checksums of the sidecar (already verified by the caller).
+fn verified_sums(sums: &Path, n: u64) -> Vec<String> {
+    let Ok(f) = File::open(sums) else { return Vec::new() };
+    BufReader::new(f).lines().skip(1).map_while(Result::ok).take(n as usize).collect()
+}
+
+/// Opens the partial file cut to its verified prefix, positioned at its end.
+fn open_partial(partial: &Path, keep: u64) -> std::io::Result<File> {
+    let mut f = OpenOptions::new().create(true).truncate(false).read(true).write(true).open(partial)?;
+    f.set_len(keep)?;
+    f.seek(SeekFrom::Start(keep))?;
+    Ok(f)
+}
+
+/// Rewrites the sidecar with only the verified checksums (atomically: temp file + rename),
+/// and returns it open for appending.
+fn rewrite_sidecar(sums: &Path, identity: &str, kept: &[String]) -> std::io::Result<File> {
+    let mut tmp_name = sums.as_os_str().to_owned();
+    tmp_name.push(".tmp");
+    let tmp = PathBuf::from(tmp_name);
+    {
+        let mut f = File::create(&tmp)?;
+        writeln!(f, "{identity}")?;
+        for s in kept {
+            writeln!(f, "{s}")?;
+        }
+        f.sync_all()?;
+    }
+    std::fs::rename(&tmp, sums)?;
+    OpenOptions::new().append(true).open(sums)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn write(path: &Path, bytes: &[u8]) {
+        std::fs::write(path, bytes).unwrap();
+    }
+
+    #[test]
+    fn sidecar_names_sit_beside_the_destination() {
+        let d = Path::new("/x/model-F16.gguf");
+        assert_eq!(partial_path(d), Path::new("/x/model-F16.gguf.partial"));
+        assert_eq!(sidecar_path(d), Path::new("/x/model-F16.gguf.partial.sums"));
+    }
+
+    #[test]
+    fn only_chunks_whose_bytes_match_their_checksums_are_kept() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (partial, sums) = (tmp.path().join("p"), tmp.path().join("s"));
+        let data: Vec<u8> = (0..40u8).collect();
+        let sum = |r: std::ops::Range<usize>| hex::encode(Sha256::digest(&data[r]));
+        write(&partial, &data[..35]);
+        let mut side = format!("ID\n{}\n{}\n{}\n", sum(0..10), sum(10..20), sum(20..30));
+        write(&sums, side.as_bytes());
+        assert_eq!(verified_chunks(&partial, &sums, "ID", 10), 3);
+        // Another identity: nothing is trusted.
+        assert_eq!(verified_chunks(&partial, &sums, "OTHER", 10), 0);
+        // A flipped byte in chunk 1 keeps only chunk 0.
+        let mut bad = data[..35].to_vec();
+        bad[15] ^= 1;
+        write(&partial, &bad);
+        assert_eq!(verified_chunks(&partial, &sums, "ID", 10), 1);
+        // A torn checksum line ends the list; a partial shorter than listed stops at its end.
+        write(&partial, &data[..25]);
+        side.push_str("abc");
+        write(&sums, side.as_bytes());
+        assert_eq!(verified_chunks(&partial, &sums, "ID", 10), 2);
+    }
+
+    #[test]
+    fn the_partial_file_is_cut_to_the_verified_prefix() {
+        let tmp = tempfile::tempdir().unwrap();
+        let partial = tmp.path().join("p");
+        write(&partial, &[7u8; 100]);
+        let mut f = open_partial(&partial, 30).unwrap();
+        f.write_all(&[1u8; 5]).unwrap();
+        drop(f);
+        let got = std::fs::read(&partial).unwrap();
+        assert_eq!(got.len(), 35);
+        assert_eq!(&got[28..32], &[7, 7, 1, 1]);
+    }
+
+    #[test]
+    fn a_rewritten_sidecar_keeps_identity_and_verified_sums_then_appends() {
+        let tmp = tempfile::tempdir().unwrap();
+        let sums = tmp.path().join("s");
+        write(&sums, b"ID\naa\nbb\ncc\n");
+        let kept = verified_sums(&sums, 2);
+        let mut f = rewrite_sidecar(&sums, "ID", &kept).unwrap();
+        writeln!(f, "dd").unwrap();
+        assert_eq!(std::fs::read_to_string(&sums).unwrap(), "ID\naa\nbb\ndd\n");
+    }
 }

@@ -1,29 +1,57 @@
-//! `ggufs inspect ORG/REPO[@REV]`: what ggufs sees of a model before reading any weight, which is
-//! also the quickest way to check access, the pinned commit and the tensor inventory.
+//! `ggufs inspect ORG/REPO[@REV] [--outtype T]`: what ggufs sees of a model before reading any
+//! weight, which is also the quickest way to check access, the pinned commit and the tensor
+//! inventory. With `--outtype` it prints the virtual file's header exactly as gguf-py's
+//! `gguf_dump` would print the finished file, then how each tensor is made.
 
 use anyhow::Context;
 use clap::Args;
 use serde_json::{json, Value};
 
-use ggufs::gguf::Value as GgufValue;
+use ggufs::dump::{dump_json, dump_text, DumpOptions};
 use ggufs::hub::{HubClient, HubConfig};
-use ggufs::plan::layout::Layout;
-use ggufs::plan::OutType;
+use ggufs::plan::layout::{LaidTensor, Layout};
+use ggufs::plan::{ElemOp, OutType, RowOrder, TensorSource};
 use ggufs::source::{fetch_source, SourceModel};
+
+const EXAMPLES: &str = "\
+Examples:
+  # Commit, architecture, shards, source tensors, parameters and size of each output type
+  ggufs inspect HuggingFaceTB/SmolLM2-135M-Instruct
+
+  # The Q8_0 file's header as gguf_dump prints it, then how each tensor is converted
+  ggufs inspect HuggingFaceTB/SmolLM2-135M-Instruct --outtype q8_0
+
+  # Same as `gguf_dump.py --json` on the finished file (add --json-array for array values)
+  ggufs inspect Qwen/Qwen2.5-0.5B-Instruct@main --outtype f16 --json | jq '.metadata[\"general.name\"]'";
 
 /// Arguments of `inspect`.
 #[derive(Args)]
+#[command(
+    long_about = "Describe a Hub model from metadata only (config, tokenizer files, safetensors headers): no \
+                  tensor data is read.\n\n\
+                  Without --outtype: the pinned commit, architecture, files, shards, source tensors, parameter \
+                  count and the size of each output type. With --outtype: the virtual GGUF's header in \
+                  gguf-py's gguf_dump shape (KV list, then tensor list; --json gives exactly gguf_dump's \
+                  --json document), followed by which source tensors make each GGUF tensor and how \
+                  (dtype -> type, permuted, stacked, transposed, generated).",
+    after_help = EXAMPLES
+)]
 pub struct InspectArgs {
     /// `ORG/REPO` or `ORG/REPO@REVISION`.
     repo: String,
     /// Hub endpoint (default: $HF_ENDPOINT or https://huggingface.co).
     #[arg(long)]
     endpoint: Option<String>,
-    /// Print JSON instead of text.
+    /// Print JSON instead of text (with --outtype: gguf_dump's --json document).
     #[arg(long)]
     json: bool,
-    /// Also compute the virtual GGUF header for this output type (f32, f16, bf16, q8_0) and
-    /// print its KVs and tensor table like gguf-dump.
+    /// With --outtype --json: include array values (gguf_dump's --json-array).
+    #[arg(long, requires = "outtype")]
+    json_array: bool,
+    /// With --outtype: leave out the tensor list (gguf_dump's --no-tensors).
+    #[arg(long, requires = "outtype")]
+    no_tensors: bool,
+    /// Show the virtual GGUF of this output type (f32, f16, bf16, q8_0).
     #[arg(long, value_parser = super::pull::parse_outtype)]
     outtype: Option<OutType>,
 }
@@ -31,22 +59,101 @@ pub struct InspectArgs {
 /// Runs the subcommand.
 pub async fn run(args: InspectArgs) -> anyhow::Result<()> {
     let (repo, rev) = super::parse_repo_ref(&args.repo)?;
-    let client = HubClient::new(HubConfig::from_env(args.endpoint))?;
+    let client = HubClient::new(HubConfig::from_env(args.endpoint.clone()))?;
     let model = fetch_source(&client, &repo, &rev).await.with_context(|| format!("inspecting {repo}@{rev}"))?;
-    let mut report = describe(&model);
-    if let Some(t) = args.outtype {
-        let layout = ggufs::plan::layout::build(&model, t).with_context(|| format!("converting {repo}@{rev}"))?;
-        report["gguf"] = gguf_report(&layout);
-    }
+    tracing::info!("resolved {repo}@{rev}: commit {}", model.commit);
+    let text = match args.outtype {
+        Some(t) => {
+            let layout = ggufs::plan::layout::build(&model, t).with_context(|| format!("converting {repo}@{rev}"))?;
+            gguf_view(&args, &model, &layout)?
+        }
+        None => {
+            let mut report = describe(&model);
+            report["outputs"] = outputs(&model);
+            if args.json {
+                serde_json::to_string_pretty(&report)?
+            } else {
+                source_text(&report)
+            }
+        }
+    };
+    super::write_stdout(format!("{text}\n").as_bytes())
+}
+
+/// The `--outtype` view: gguf_dump's output for the virtual file, plus (text only) how each
+/// tensor is made and the totals.
+fn gguf_view(args: &InspectArgs, model: &SourceModel, layout: &Layout) -> anyhow::Result<String> {
+    let opts = DumpOptions { json_array: args.json_array, no_tensors: args.no_tensors };
+    let name = format!("{}-{}.gguf", ggufs::catalog::repo_file_stem(&layout.repo_id), layout.outtype.name());
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
-    } else {
-        print_text(&report);
-        if report.get("gguf").is_some() {
-            print_gguf(&report["gguf"]);
+        return Ok(serde_json::to_string(&dump_json(&layout.header, &name, opts)?)?);
+    }
+    let mut text = dump_text(&layout.header, opts)?;
+    text.push_str(&format!("* Conversion of {} tensor(s) ({name}, commit {})\n", layout.tensors.len(), layout.commit));
+    for (n, t) in layout.tensors.iter().enumerate() {
+        text.push_str(&format!("  {:5}: {:<32} {:<5} <- {}\n", n + 1, t.info.name, t.info.ty.name(), how(model, t)));
+    }
+    let params: u64 = layout.tensors.iter().map(|t| t.info.n_elements()).sum();
+    text.push_str(&format!("* Parameters: {params}\n* Size per output type:\n"));
+    for o in sizes(layout).as_array().into_iter().flatten() {
+        text.push_str(&format!("  {:<5} {} bytes\n", o["type"].as_str().unwrap_or_default(), o["size"]));
+    }
+    Ok(text.trim_end().to_string())
+}
+
+/// How a GGUF tensor is made from the source: the source tensor(s) and dtype, then each
+/// transformation (stacked, permuted, regrouped, sliced, +1, transposed, generated).
+fn how(model: &SourceModel, t: &LaidTensor) -> String {
+    let src = |i: usize| model.tensors.get(i);
+    match &t.plan.source {
+        TensorSource::Rows { parts, order, op, .. } => {
+            let first = parts.first().and_then(|&i| src(i));
+            let (name, dtype) = first.map(|s| (s.name.as_str(), s.dtype.name())).unwrap_or(("?", "?"));
+            let mut s = format!("{name} ({dtype} -> {})", t.info.ty.name());
+            if parts.len() > 1 {
+                s = format!("{} tensors stacked: {s}, ...", parts.len());
+            }
+            match order {
+                RowOrder::Identity => {}
+                RowOrder::PermuteQk { n_head } => s.push_str(&format!(", Q/K rows permuted ({n_head} heads)")),
+                RowOrder::NeoxQkv { n_head } => s.push_str(&format!(", fused QKV regrouped ({n_head} heads)")),
+                RowOrder::Offset { start } => s.push_str(&format!(", rows from {start}")),
+            }
+            if *op == ElemOp::AddOne {
+                s.push_str(", +1");
+            }
+            s
+        }
+        TensorSource::Transposed { src: i } => {
+            let (name, dtype) = src(*i).map(|s| (s.name.as_str(), s.dtype.name())).unwrap_or(("?", "?"));
+            format!("{name} ({dtype} -> {}), transposed", t.info.ty.name())
+        }
+        TensorSource::Generated(values) => {
+            format!("generated from config.json ({} values -> {})", values.len(), t.info.ty.name())
         }
     }
-    Ok(())
+}
+
+/// Parameter count and file size of every output type (or why the model cannot be converted).
+fn outputs(model: &SourceModel) -> Value {
+    match ggufs::plan::layout::build(model, OutType::ALL[0]) {
+        Ok(first) => sizes(&first),
+        Err(e) => json!({"error": e.to_string()}),
+    }
+}
+
+/// Parameter count and file size of every output type, from one built layout.
+fn sizes(first: &Layout) -> Value {
+    let params: u64 = first.tensors.iter().map(|t| t.info.n_elements()).sum();
+    let sizes = OutType::ALL.into_iter().map(|t| {
+        let size =
+            if t == first.outtype { Ok(first.size) } else { ggufs::plan::layout::retype(first, t).map(|l| l.size) };
+        match size {
+            Ok(size) => json!({"type": t.name(), "parameters": params, "size": size}),
+            Err(e) => json!({"type": t.name(), "error": e.to_string()}),
+        }
+    });
+    Value::Array(sizes.collect())
 }
 
 /// The inspect report as JSON (the text form is printed from it).
@@ -80,106 +187,44 @@ fn describe(model: &SourceModel) -> Value {
     })
 }
 
-/// The computed GGUF header: KVs (arrays summarised) and the tensor table.
-fn gguf_report(layout: &Layout) -> Value {
-    let kvs: Vec<Value> = layout
-        .kv
-        .entries()
-        .iter()
-        .map(|(k, v)| json!({"key": k, "type": v.value_type().name(), "value": kv_value(v)}))
-        .collect();
-    let tensors: Vec<Value> = layout
-        .tensors
-        .iter()
-        .map(|t| json!({"name": t.info.name, "type": t.info.ty.name(), "ne": t.info.ne, "offset": t.info.offset}))
-        .collect();
-    json!({"file_type": layout.outtype.name(), "size": layout.size, "header_size": layout.header.len(), "kv": kvs, "tensors": tensors})
-}
-
-fn kv_value(v: &GgufValue) -> Value {
-    match v {
-        GgufValue::Array(et, items) => {
-            let head: Vec<Value> = items.iter().take(5).map(kv_value).collect();
-            json!({"element_type": et.name(), "length": items.len(), "head": head})
-        }
-        GgufValue::String(b) => json!(String::from_utf8_lossy(b)),
-        GgufValue::Bool(b) => json!(b),
-        GgufValue::F32(x) => json!(x),
-        GgufValue::F64(x) => json!(x),
-        GgufValue::U8(x) => json!(x),
-        GgufValue::I8(x) => json!(x),
-        GgufValue::U16(x) => json!(x),
-        GgufValue::I16(x) => json!(x),
-        GgufValue::U32(x) => json!(x),
-        GgufValue::I32(x) => json!(x),
-        GgufValue::U64(x) => json!(x),
-        GgufValue::I64(x) => json!(x),
-    }
-}
-
-fn print_gguf(g: &Value) {
-    println!(
-        "virtual GGUF ({}): {} bytes, header {} bytes",
-        g["file_type"].as_str().unwrap_or_default(),
-        g["size"],
-        g["header_size"]
+fn source_text(r: &Value) -> String {
+    let s = |v: &Value| v.as_str().unwrap_or_default().to_string();
+    let mut out = format!(
+        "repo:          {}\ncommit:        {}\narchitectures: {}\nparameters:    {} (source tensors)\n",
+        s(&r["repo"]),
+        s(&r["commit"]),
+        r["architectures"],
+        r["parameters"]
     );
-    let kvs = g["kv"].as_array().cloned().unwrap_or_default();
-    println!("* {} key/value pairs", kvs.len());
-    for (i, kv) in kvs.iter().enumerate() {
-        let v = &kv["value"];
-        let shown = if v.is_object() {
-            format!("[{}] {} {}", v["element_type"].as_str().unwrap_or(""), v["length"], v["head"])
-        } else {
-            v.to_string()
-        };
-        let shown: String = shown.chars().take(100).collect();
-        println!(
-            "  {:4}: {:<8} | {} = {}",
-            i + 1,
-            kv["type"].as_str().unwrap_or_default(),
-            kv["key"].as_str().unwrap_or_default(),
-            shown
-        );
+    out.push_str("output files:\n");
+    match r["outputs"].as_array() {
+        Some(list) => {
+            for o in list {
+                out.push_str(&format!("  {:<5} {} bytes, {} parameters\n", s(&o["type"]), o["size"], o["parameters"]));
+            }
+        }
+        None => out.push_str(&format!("  not convertible: {}\n", s(&r["outputs"]["error"]))),
     }
-    let ts = g["tensors"].as_array().cloned().unwrap_or_default();
-    println!("* {} tensors", ts.len());
-    for (i, t) in ts.iter().enumerate() {
-        println!(
-            "  {:4}: {:<5} {:<40} {:<20} @ {}",
-            i + 1,
-            t["type"].as_str().unwrap_or_default(),
-            t["name"].as_str().unwrap_or_default(),
-            t["ne"].to_string(),
-            t["offset"]
-        );
-    }
-}
-
-fn print_text(r: &Value) {
-    println!("repo:          {}", r["repo"].as_str().unwrap_or_default());
-    println!("commit:        {}", r["commit"].as_str().unwrap_or_default());
-    println!("architectures: {}", r["architectures"]);
-    println!("parameters:    {}", r["parameters"]);
-    println!("metadata files:");
+    out.push_str("metadata files:\n");
     for f in r["files"].as_array().into_iter().flatten() {
-        println!("  {}", f.as_str().unwrap_or_default());
+        out.push_str(&format!("  {}\n", s(f)));
     }
-    println!("shards:");
-    for s in r["shards"].as_array().into_iter().flatten() {
-        println!("  {} ({} bytes)", s["path"].as_str().unwrap_or_default(), s["size"]);
+    out.push_str("shards:\n");
+    for sh in r["shards"].as_array().into_iter().flatten() {
+        out.push_str(&format!("  {} ({} bytes)\n", s(&sh["path"]), sh["size"]));
     }
     let tensors = r["tensors"].as_array().cloned().unwrap_or_default();
-    println!("tensors ({}):", tensors.len());
+    out.push_str(&format!("tensors ({}):\n", tensors.len()));
     for t in &tensors {
-        println!(
-            "  {:<48} {:<5} {:<16} {} [{}, {})",
-            t["name"].as_str().unwrap_or_default(),
-            t["dtype"].as_str().unwrap_or_default(),
+        out.push_str(&format!(
+            "  {:<48} {:<5} {:<16} {} [{}, {})\n",
+            s(&t["name"]),
+            s(&t["dtype"]),
             t["shape"].to_string(),
-            t["shard"].as_str().unwrap_or_default(),
+            s(&t["shard"]),
             t["start"],
             t["end"]
-        );
+        ));
     }
+    out.trim_end().to_string()
 }

@@ -12,17 +12,47 @@ use std::time::{Duration, Instant};
 use anyhow::{bail, Context};
 use clap::Args;
 
+use futures::future::BoxFuture;
+use futures::FutureExt;
 use ggufs::cache::CachedProvider;
 use ggufs::catalog::{Catalog, ModelProvider};
 use ggufs::fs::{self, MountOptions, UnmountOutcome};
 use ggufs::hub::{HubClient, HubConfig};
 use ggufs::remote::HubProvider;
+use ggufs::source::SourceModel;
+use ggufs::vfile::SourceReader;
+use ggufs::vfs::VfsError;
 
 /// How long the parent waits for a daemonized child to finish mounting.
 const DAEMON_START_TIMEOUT: Duration = Duration::from_secs(30);
 
+const MOUNT_EXAMPLES: &str = "\
+Examples:
+  # Two repos listed at the root; any other repo is reachable by path (ls /models/ORG/REPO)
+  ggufs mount /models -m HuggingFaceTB/SmolLM2-135M-Instruct -m Qwen/Qwen2.5-0.5B-Instruct@main
+  llama-cli -m /models/HuggingFaceTB/SmolLM2-135M-Instruct/SmolLM2-135M-Instruct-Q8_0.gguf
+
+  # In the foreground (logs to stderr, Ctrl-C unmounts), visible to other users
+  ggufs mount /models --foreground -o allow_other --config /etc/ggufs/models.txt
+
+  # From /etc/fstab, through the mount.ggufs helper (ln -s $(which ggufs) /sbin/mount.fuse.ggufs):
+  #   ggufs  /models  fuse.ggufs  ro,allow_other,models=HuggingFaceTB/SmolLM2-135M-Instruct  0 0
+  mount /models
+
+  ggufs unmount /models        # or: fusermount -u /models";
+
 /// Arguments of `mount`.
 #[derive(Args)]
+#[command(
+    long_about = "Mount Hub models as virtual GGUF files (read-only: -o ro is implied). Each repo directory \
+                  ORG/REPO (or ORG/REPO@REVISION) holds <REPO>-F32.gguf, -F16, -BF16 and -Q8_0, byte-identical to \
+                  convert_hf_to_gguf.py's output; bytes are fetched and converted on read.\n\n\
+                  Without --foreground the command starts a background daemon and returns once the mount is \
+                  live. The same binary, installed as /sbin/mount.ggufs or /sbin/mount.fuse.ggufs, is the \
+                  helper mount(8) runs for /etc/fstab lines of type ggufs or fuse.ggufs (options: models=A/B:C/D, \
+                  config=FILE, endpoint=URL, cache_dir=DIR, cache_size=N, no_cache, offline, allow_other, ro).",
+    after_help = MOUNT_EXAMPLES
+)]
 pub struct MountArgs {
     /// Where to mount (an existing empty directory).
     mountpoint: PathBuf,
@@ -80,11 +110,45 @@ pub fn run(mut args: MountArgs) -> anyhow::Result<()> {
         Some(c) => Arc::new(CachedProvider::new((!args.cache.offline()).then_some(client), c.disk, c.meta)),
         None => Arc::new(HubProvider::new(client)),
     };
+    let provider = Arc::new(LoggingProvider { inner: provider });
     let catalog = Arc::new(Catalog::new(provider, args.models.clone()));
     opts.runtime = Some(runtime.handle().clone());
+    tracing::info!("mounting at {} (read-only)", args.mountpoint.display());
     let outcome = fs::run_foreground(catalog, &args.mountpoint, opts)?;
-    tracing::info!(?outcome, "unmounted");
+    tracing::info!("unmounted {} ({outcome:?})", args.mountpoint.display());
     Ok(())
+}
+
+/// Reports, once per repo the mount resolves, the events a user cares about: which commit a
+/// repo resolved to and which files it serves, or why it could not be opened.
+struct LoggingProvider {
+    inner: Arc<dyn ModelProvider>,
+}
+
+impl ModelProvider for LoggingProvider {
+    fn source(&self, repo: &str, revision: &str) -> BoxFuture<'_, Result<Arc<SourceModel>, VfsError>> {
+        let (repo, revision) = (repo.to_string(), revision.to_string());
+        async move {
+            let result = self.inner.source(&repo, &revision).await;
+            match &result {
+                Ok(s) => tracing::info!(
+                    "resolved {repo}@{revision}: commit {}, {} tensors in {} shard(s); serving {}-{{F32,F16,BF16,Q8_0}}.gguf",
+                    s.commit,
+                    s.tensors.len(),
+                    s.shards.len(),
+                    ggufs::catalog::repo_file_stem(&repo)
+                ),
+                Err(VfsError::NotFound(why)) => tracing::info!("{repo}@{revision}: {why}"),
+                Err(e) => tracing::warn!("cannot open {repo}@{revision}: {e}"),
+            }
+            result
+        }
+        .boxed()
+    }
+
+    fn reader(&self, source: &Arc<SourceModel>) -> Arc<dyn SourceReader> {
+        self.inner.reader(source)
+    }
 }
 
 /// The repos a `--config` file lists: one per line, blank lines and `#` comments ignored.
@@ -100,7 +164,7 @@ fn daemonize(args: &MountArgs) -> anyhow::Result<()> {
     }
     let out = std::fs::OpenOptions::new().create(true).append(true).open(&log)?;
     let mut cmd = Command::new(std::env::current_exe()?);
-    cmd.args(std::env::args_os().skip(1)).arg("--foreground");
+    cmd.args(super::command_args()).arg("--foreground");
     cmd.stdin(Stdio::null()).stdout(out.try_clone()?).stderr(out);
     // SAFETY: setsid is async-signal-safe and runs in the child before exec.
     unsafe {
@@ -137,6 +201,12 @@ fn default_log_file() -> PathBuf {
 
 /// Arguments of `unmount`.
 #[derive(Args)]
+#[command(
+    long_about = "Unmount a ggufs mount. If files are still open (a running llama.cpp), the mount is detached \
+                  lazily and goes away when the last reader closes. A stale mount left by a daemon that died \
+                  (\"Transport endpoint is not connected\") is cleared. `fusermount -u DIR` works as well.",
+    after_help = "Examples:\n  ggufs unmount /models\n  fusermount3 -u /models   # the same, without ggufs"
+)]
 pub struct UnmountArgs {
     /// The mountpoint.
     mountpoint: PathBuf,
