@@ -6,7 +6,9 @@ mod client;
 mod config;
 mod error;
 mod range;
+mod tuning;
 
 pub use client::{encode_path, encode_segment, HubClient, RepoFile, SMALL_FILE_LIMIT};
 pub use config::{hf_home, token_path, HubConfig, RetryConfig, DEFAULT_ENDPOINT};
 pub use error::HubError;
+pub use tuning::TUNING_VARS;
