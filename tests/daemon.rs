@@ -122,7 +122,11 @@ fn kill_9_mid_read_then_force_remount_serves_golden_bytes_from_a_valid_cache() {
     hub.set_faults(Vec::new());
     let forced = ["--cache-dir", cache_arg.as_str(), "--force"];
     let _second = Daemon(spawn_daemon(&hub, &mp, &forced, &[], None));
-    wait_until("the forced remount comes up", Duration::from_secs(30), || file.exists());
+    // `stat` of the file may still be answered from attributes cached under the dead mount, so
+    // wait for the new daemon to answer a directory listing.
+    wait_until("the forced remount comes up", Duration::from_secs(30), || {
+        std::fs::read_dir(mp.join(REPO)).is_ok_and(|mut d| d.next().is_some())
+    });
     hub.take_log();
     let bytes = std::fs::read(&file).unwrap();
     assert_eq!(sha256_hex(&bytes), golden_sha(), "remount after kill -9 must serve the golden bytes");
