@@ -442,3 +442,39 @@ fn print_table(faults: &[Fault], results: &BTreeMap<(usize, usize), (String, boo
         println!("| {} | {} |", fault.name, cells.join(" | "));
     }
 }
+
+/// Hostile names through the kernel: `..`, `%2F`, over-long and non-UTF-8 names are clear
+/// errors (ENOENT, or the kernel's ENAMETOOLONG), and the daemon keeps serving.
+#[test]
+fn hostile_paths_through_the_mount_are_enoent_and_harmless() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+    let hub = start_hub();
+    let m = Mounted::with_client(matrix_config(&hub), None, &[]);
+    let root = m.dir.path();
+    let long = "a".repeat(255);
+    let names: Vec<PathBuf> = vec![
+        root.join("mistralai/Mixtral-8x7B-v0.1@..%2F..%2Fapi"),
+        root.join("mistralai%2FMixtral-8x7B-v0.1"),
+        root.join("mistralai/Mixtral-8x7B-v0.1@main%2F..%2Fx"),
+        root.join(".hidden/x"),
+        root.join(format!("mistralai/{long}")),
+        root.join(format!("{long}/{long}/{long}.gguf")),
+        root.join("b".repeat(256)),
+        root.join("c".repeat(5000)),
+        root.join(OsStr::from_bytes(b"mistralai/Mixtral\xff\xfe")),
+        root.join(OsStr::from_bytes(b"\xc3\x28/x")),
+        root.join("mistralai/Mixtral-8x7B-v0.1/Mixtral-8x7B-v0.1-F16.gguf/child"),
+        root.join("mistralai/Mixtral-8x7B-v0.1/..gguf"),
+    ];
+    for name in &names {
+        let err = std::fs::metadata(name).expect_err("must not exist");
+        let errno = err.raw_os_error();
+        assert!(matches!(errno, Some(libc::ENOENT | libc::ENOTDIR | libc::ENAMETOOLONG)), "{}: {err}", name.display());
+    }
+    let requests = hub.take_log();
+    assert!(requests.iter().all(|e| !e.path.contains("..")), "a hostile name reached the Hub: {requests:#?}");
+    let healthy = virtual_file(root, REPO);
+    assert!(std::fs::metadata(healthy).is_ok(), "the daemon still serves");
+    assert!(m.handle.as_ref().unwrap().is_running());
+}

@@ -80,6 +80,7 @@ impl HubClient {
             sha: Option<String>,
         }
         let target = Target { repo, revision, path: "model info" };
+        check_names(&target)?;
         let url = format!("{}/api/models/{repo}/revision/{}", self.cfg.endpoint, encode_segment(revision));
         // Parsing is part of the attempt: a garbled answer is retried like a failed one.
         self.retrying(&target, || async {
@@ -97,6 +98,7 @@ impl HubClient {
     /// Every file of the repo at `sha` (recursive tree listing, following `Link` pagination).
     pub async fn list_files(&self, repo: &str, sha: &str) -> Result<Vec<RepoFile>, HubError> {
         let target = Target { repo, revision: sha, path: "tree listing" };
+        check_names(&target)?;
         let mut url =
             format!("{}/api/models/{repo}/tree/{}?recursive=true&expand=false", self.cfg.endpoint, encode_segment(sha));
         let mut files = Vec::new();
@@ -129,6 +131,7 @@ impl HubClient {
     /// digest the Hub announces for it (corrupt answers are retried, never returned).
     pub async fn fetch_small(&self, repo: &str, sha: &str, path: &str) -> Result<Bytes, HubError> {
         let target = Target { repo, revision: sha, path };
+        check_names(&target)?;
         let url = self.resolve_url(repo, sha, path);
         self.retrying(&target, || self.get_capped(&target, &url, SMALL_FILE_LIMIT, true)).await
     }
@@ -394,6 +397,31 @@ fn git_blob_sha1(body: &[u8]) -> String {
     hex::encode(h.finalize())
 }
 
+/// Longest repo file path accepted (the Hub's own limit is far below).
+const MAX_PATH_LEN: usize = 4096;
+
+/// Refuses repo ids and file paths that could make a URL point somewhere else on the Hub (with
+/// the token): `.`/`..` or empty segments (URL parsers resolve `..` and `%2e%2e`), a repo id
+/// that is not `name` or `org/name` of Hub characters, control characters, absurd lengths.
+pub(crate) fn check_names(target: &Target<'_>) -> Result<(), HubError> {
+    let hub_char = |c: char| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.');
+    let repo_ok = !target.repo.is_empty()
+        && target.repo.len() <= 200
+        && target.repo.split('/').count() <= 2
+        && target.repo.split('/').all(|s| !s.is_empty() && s != "." && s != ".." && s.chars().all(hub_char));
+    if !repo_ok {
+        return Err(target.invalid(format!("{:?} is not a Hub repo id", target.repo)));
+    }
+    let path_ok = !target.path.is_empty()
+        && target.path.len() <= MAX_PATH_LEN
+        && !target.path.chars().any(char::is_control)
+        && target.path.split('/').all(|s| !s.is_empty() && s != "." && s != "..");
+    if !path_ok {
+        return Err(target.invalid(format!("{:?} is not a safe repo file path", target.path)));
+    }
+    Ok(())
+}
+
 /// A uniform-ish number in [0, 1) without a rand dependency.
 fn jitter() -> f64 {
     let mut h = std::collections::hash_map::RandomState::new().build_hasher();
@@ -564,6 +592,29 @@ mod tests {
         let d = ContentDigest::GitSha1("ce013625030ba8dba906f756967f9e9ca394464a".into());
         assert!(d.verify(&t, b"hello\n").is_ok());
         assert!(matches!(d.verify(&t, b"hellO\n"), Err(HubError::Integrity { .. })));
+    }
+
+    #[test]
+    fn unsafe_repo_ids_and_paths_are_refused_before_any_request() {
+        let ok = |repo: &'static str, path: &'static str| check_names(&Target { repo, revision: "main", path }).is_ok();
+        assert!(ok("Qwen/Qwen2.5-0.5B", "config.json"));
+        assert!(ok("gpt2", "sub dir/a#b.json"));
+        for (repo, path) in [
+            ("a/../b", "config.json"),
+            ("a/b/c", "config.json"),
+            ("a/b%2Fc", "config.json"),
+            ("", "config.json"),
+            ("a/b", "../../api/whoami"),
+            ("a/b", "x/./y"),
+            ("a/b", "/etc/passwd"),
+            ("a/b", "x//y"),
+            ("a/b", "a\nb"),
+            ("a/b", ""),
+        ] {
+            assert!(!ok(repo, path), "{repo:?} {path:?} must be refused");
+        }
+        let long = "x".repeat(MAX_PATH_LEN + 1);
+        assert!(check_names(&Target { repo: "a/b", revision: "main", path: &long }).is_err());
     }
 
     #[test]

@@ -96,6 +96,7 @@ impl HubClient {
         whole: Option<(u64, &str)>,
     ) -> Result<Bytes, HubError> {
         let target = Target { repo, revision: sha, path };
+        super::client::check_names(&target)?;
         if range.start > range.end {
             return Err(target.invalid(format!("reversed range {}..{}", range.start, range.end)));
         }

@@ -113,7 +113,7 @@ fn find_shards(repo: &str, listing: &[RepoFile], files: &RepoFiles) -> Result<Ve
         .collect()
 }
 
-fn index_shards(repo: &str, files: &RepoFiles) -> Result<Vec<String>, SourceError> {
+pub(super) fn index_shards(repo: &str, files: &RepoFiles) -> Result<Vec<String>, SourceError> {
     let bad = |reason: String| SourceError::BadIndex { repo: repo.into(), reason };
     let index = files.json(INDEX_FILE).unwrap_or(Ok(serde_json::Value::Null)).map_err(|e| bad(e.to_string()))?;
     let map = index.get("weight_map").and_then(|m| m.as_object()).ok_or_else(|| bad("no weight_map object".into()))?;
