@@ -136,6 +136,23 @@ proptest! {
     }
 }
 
+/// Regression (found by `config_values_never_panic`): `2 * num_attention_heads` overflowed in
+/// the Llama q/k permutation for `num_attention_heads = u64::MAX`.
+#[test]
+fn huge_head_count_is_an_error_not_an_overflow() {
+    let source = fixture_source(REPO);
+    let mut config: Value = serde_json::from_slice(source.files.get("config.json").unwrap()).unwrap();
+    for key in ["num_attention_heads", "num_key_value_heads"] {
+        let mut c = config.clone();
+        c[key] = json!(u64::MAX);
+        let built = layout::build(&with_file(&source, "config.json", serde_json::to_vec(&c).unwrap()), OutType::F16);
+        assert!(built.is_err(), "{key} = u64::MAX must be refused");
+    }
+    config["hidden_size"] = json!(u64::MAX);
+    let built = layout::build(&with_file(&source, "config.json", serde_json::to_vec(&config).unwrap()), OutType::F16);
+    assert!(built.is_err());
+}
+
 /// Cards that are hostile by construction, kept as regression cases.
 #[test]
 fn hostile_model_cards_are_errors_or_ignored() {
