@@ -7,6 +7,7 @@ mod config;
 mod error;
 mod range;
 mod tuning;
+mod verify;
 
 pub use client::{encode_path, encode_segment, HubClient, RepoFile, SMALL_FILE_LIMIT};
 pub use config::{hf_home, token_path, HubConfig, RetryConfig, DEFAULT_ENDPOINT};
