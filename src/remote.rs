@@ -94,10 +94,16 @@ impl SourceReader for HubShardReader {
     fn read(&self, shard: usize, range: Range<u64>) -> BoxFuture<'_, Result<Bytes, SourceReadError>> {
         async move {
             let s = &self.source;
-            let path = &s.shards.get(shard).ok_or_else(|| SourceReadError::Io(format!("no shard {shard}")))?.path;
+            let info = s.shards.get(shard).ok_or_else(|| SourceReadError::Io(format!("no shard {shard}")))?;
+            // A read of the whole shard (small shards through the block cache) is checked
+            // against its LFS sha256; partial ranges have no published digest.
+            let whole = info.sha256.as_deref().map(|sha256| (info.size, sha256));
             let _in_flight = crate::stats::fetch_started();
-            let bytes =
-                self.client.read_range(&s.repo_id, &s.commit, path, range).await.map_err(|e| hub_error_to_read(&e))?;
+            let bytes = self
+                .client
+                .read_range_verified(&s.repo_id, &s.commit, &info.path, range, whole)
+                .await
+                .map_err(|e| hub_error_to_read(&e))?;
             crate::stats::record_fetched(bytes.len() as u64);
             Ok(bytes)
         }
@@ -105,13 +111,15 @@ impl SourceReader for HubShardReader {
     }
 }
 
+/// The errno classes of hub-spec §2.2 / fuse-notes §6.8: "does not exist" (ENOENT), "not
+/// allowed" (EACCES), and everything else after retries (EIO).
 fn hub_error_to_read(e: &HubError) -> SourceReadError {
-    match e {
-        HubError::RepoNotFound { .. } | HubError::RevisionNotFound { .. } | HubError::EntryNotFound { .. } => {
-            SourceReadError::NotFound(e.to_string())
-        }
-        HubError::GatedRepo { .. } | HubError::Disabled { .. } => SourceReadError::AccessDenied(e.to_string()),
-        _ => SourceReadError::Io(e.to_string()),
+    if e.is_not_found() {
+        SourceReadError::NotFound(e.to_string())
+    } else if e.is_access_denied() {
+        SourceReadError::AccessDenied(e.to_string())
+    } else {
+        SourceReadError::Io(e.to_string())
     }
 }
 

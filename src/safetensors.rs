@@ -103,6 +103,11 @@ pub enum SafetensorsError {
     Tensor { name: String, problem: String },
     #[error("tensors {first:?} and {second:?} overlap")]
     Overlap { first: String, second: String },
+    /// The safetensors format forbids holes: the tensors must cover the data section exactly.
+    /// A header whose length or offsets were altered (bit rot, a bad proxy) shows up here, so
+    /// shifted data is never read as tensors.
+    #[error("tensors do not cover the {data_len}-byte data section exactly: {problem}")]
+    NotContiguous { data_len: u64, problem: String },
 }
 
 /// The JSON header's length, from the first 8 bytes of a file (little-endian u64).
@@ -152,6 +157,7 @@ pub fn parse_header(json: &[u8], file_size: u64) -> Result<Vec<HeaderTensor>, Sa
         tensors.push(HeaderTensor { name: name.clone(), dtype, shape, start: data_start + begin, len: n_bytes });
     }
     check_disjoint(&tensors)?;
+    check_contiguous(&tensors, data_start, data_len)?;
     tensors.sort_by(|a, b| a.name.cmp(&b.name));
     Ok(tensors)
 }
@@ -178,6 +184,25 @@ fn parse_entry(entry: &serde_json::Value) -> Result<(Dtype, Vec<u64>, u64, u64),
         return Err(format!("data_offsets [{begin}, {end}] are reversed"));
     }
     Ok((dtype, shape, begin, end))
+}
+
+/// Tensors (disjoint, checked before) must tile `[data_start, data_start + data_len)`.
+fn check_contiguous(tensors: &[HeaderTensor], data_start: u64, data_len: u64) -> Result<(), SafetensorsError> {
+    let mut spans: Vec<(u64, u64)> = tensors.iter().filter(|t| t.len > 0).map(|t| (t.start, t.len)).collect();
+    spans.sort_unstable();
+    let mut at = data_start;
+    for (start, len) in spans {
+        if start != at {
+            let problem = format!("hole of {} bytes at data offset {}", start.saturating_sub(at), at - data_start);
+            return Err(SafetensorsError::NotContiguous { data_len, problem });
+        }
+        at = start + len;
+    }
+    if at != data_start + data_len {
+        let problem = format!("{} bytes after the last tensor", data_start + data_len - at);
+        return Err(SafetensorsError::NotContiguous { data_len, problem });
+    }
+    Ok(())
 }
 
 /// Two tensors sharing bytes would make one conversion read the other's data.
@@ -260,6 +285,28 @@ mod tests {
         assert!(e.to_string().contains("needs 6 bytes"), "{e}");
         let ok = one(r#""w":{"dtype":"F16","shape":[],"data_offsets":[0,2]}"#, 2).unwrap();
         assert_eq!(ok[0].len, 2);
+    }
+
+    #[test]
+    fn holes_and_trailing_bytes_are_rejected() {
+        let hole = one(
+            r#""a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]},"b":{"dtype":"F32","shape":[1],"data_offsets":[8,12]}"#,
+            12,
+        );
+        assert!(matches!(hole, Err(SafetensorsError::NotContiguous { .. })), "{hole:?}");
+        let tail = one(r#""a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}"#, 5);
+        assert!(matches!(tail, Err(SafetensorsError::NotContiguous { .. })), "{tail:?}");
+        assert!(one(r#""a":{"dtype":"F32","shape":[1],"data_offsets":[0,4]}"#, 4).is_ok());
+    }
+
+    /// Regression (fault matrix): a header length off by one that drops a padding space is still
+    /// valid JSON; without the contiguity check every tensor would be read one byte off.
+    #[test]
+    fn a_header_length_off_by_one_is_rejected() {
+        let (json, size) = fixture_header();
+        assert_eq!(json.last(), Some(&b' '), "fixture header is padded");
+        let shorter = &json[..json.len() - 1];
+        assert!(matches!(parse_header(shorter, size), Err(SafetensorsError::NotContiguous { .. })));
     }
 
     #[test]

@@ -130,7 +130,8 @@ fn head_dim_from_sizes(ctx: &ModelCtx) -> Result<u64, ArchError> {
 /// `LlamaModel.permute` as a row order, checking that the rows split into 2·`n_head` blocks.
 fn permute(name: &str, item: &Item, n_head: u64) -> Result<RowOrder, ArchError> {
     let rows = item.tensor.shape.first().copied().unwrap_or(0);
-    if n_head == 0 || rows % (2 * n_head) != 0 {
+    // `n_head` comes from config.json: a huge value must be an error, not an overflow.
+    if n_head.checked_mul(2).is_none_or(|blocks| blocks == 0 || rows % blocks != 0) {
         let reason = format!("{rows} rows do not split into {n_head} heads of even size");
         return Err(ArchError::Tensor { name: name.into(), reason });
     }

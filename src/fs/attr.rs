@@ -122,6 +122,48 @@ mod tests {
         assert_eq!(errno_of(&VfsError::Io("x".into())), libc::EIO);
     }
 
+    /// The whole chain the kernel sees: a Hub failure → `VfsError` → errno. Not found is ENOENT,
+    /// refused access EACCES, everything else (after retries) EIO.
+    #[test]
+    fn hub_failures_reach_the_kernel_as_the_documented_errno() {
+        use crate::hub::HubError;
+        use crate::source::SourceError;
+        let (r, p) = (String::from("o/r"), String::from("config.json"));
+        let http = |status| HubError::Http {
+            repo: r.clone(),
+            path: p.clone(),
+            status,
+            message: "m".into(),
+            retry_after: None,
+        };
+        let table: Vec<(HubError, c_int)> = vec![
+            (HubError::RepoNotFound { repo: r.clone() }, libc::ENOENT),
+            (HubError::RevisionNotFound { repo: r.clone(), revision: "x".into() }, libc::ENOENT),
+            (HubError::EntryNotFound { repo: r.clone(), path: p.clone() }, libc::ENOENT),
+            (http(404), libc::ENOENT),
+            (HubError::GatedRepo { repo: r.clone(), message: "m".into() }, libc::EACCES),
+            (HubError::Disabled { repo: r.clone() }, libc::EACCES),
+            (http(401), libc::EACCES),
+            (http(403), libc::EACCES),
+            (http(500), libc::EIO),
+            (http(503), libc::EIO),
+            (http(416), libc::EIO),
+            (HubError::RateLimited { repo: r.clone(), path: p.clone(), retry_after: None }, libc::EIO),
+            (HubError::CdnRefused { repo: r.clone(), path: p.clone(), status: 403, message: "m".into() }, libc::EIO),
+            (HubError::TimedOut { repo: r.clone(), path: p.clone(), what: "w", waited: Duration::ZERO }, libc::EIO),
+            (HubError::Integrity { repo: r.clone(), path: p.clone(), reason: "m".into() }, libc::EIO),
+            (HubError::Truncated { repo: r.clone(), path: p.clone(), received: 1, expected: 2 }, libc::EIO),
+            (HubError::BadResponse { repo: r.clone(), path: p.clone(), reason: "m".into() }, libc::EIO),
+            (HubError::TooLarge { repo: r.clone(), path: p.clone(), size: 2, limit: 1 }, libc::EIO),
+            (HubError::InvalidRequest { repo: r.clone(), path: p.clone(), reason: "m".into() }, libc::EIO),
+        ];
+        for (err, want) in table {
+            let shown = err.to_string();
+            let vfs = crate::remote::source_error_to_vfs(SourceError::Hub(err));
+            assert_eq!(errno_of(&vfs), want, "{shown}");
+        }
+    }
+
     #[test]
     fn write_intent_is_detected() {
         assert!(!wants_write(libc::O_RDONLY));

@@ -33,12 +33,16 @@ pub fn unmount(mountpoint: &Path) -> Result<UnmountOutcome, FsError> {
     }
 }
 
-/// True when `path` is a FUSE mount whose daemon is gone: `stat` fails with
-/// `ENOTCONN` ("Transport endpoint is not connected").
+/// True when `path` is a FUSE mount whose daemon is gone: an operation that must reach the
+/// daemon fails with `ENOTCONN` ("Transport endpoint is not connected"). `stat` alone is not
+/// enough: the kernel may answer it from attributes it cached before the daemon died, so a
+/// mount point is also listed (`opendir` always goes to the daemon).
 pub fn is_stale_mount(path: &Path) -> bool {
+    let not_connected = |err: &io::Error| err.raw_os_error() == Some(libc::ENOTCONN);
     match std::fs::metadata(path) {
+        Err(err) => not_connected(&err),
+        Ok(_) if is_mount_point(path) => std::fs::read_dir(path).err().is_some_and(|e| not_connected(&e)),
         Ok(_) => false,
-        Err(err) => err.raw_os_error() == Some(libc::ENOTCONN),
     }
 }
 

@@ -4,7 +4,7 @@
 
 use std::future::Future;
 use std::hash::{BuildHasher, Hasher};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use reqwest::header::{HeaderMap, HeaderValue, ACCEPT_ENCODING, AUTHORIZATION, LOCATION, RANGE};
@@ -12,8 +12,9 @@ use reqwest::{Method, Response, Url};
 use serde::Deserialize;
 use tracing::{debug, warn};
 
-use super::config::HubConfig;
+use super::config::{HubConfig, RetryConfig};
 use super::error::{HubError, Target};
+pub(crate) use super::verify::{check_names, ContentDigest};
 
 /// Largest file `fetch_small` holds in memory (gemma-3's tokenizer.json is 33 MB).
 pub const SMALL_FILE_LIMIT: u64 = 64 << 20;
@@ -54,8 +55,8 @@ impl HubClient {
     /// Builds the client. Fails only if the endpoint is not a URL or TLS cannot initialise.
     pub fn new(cfg: HubConfig) -> Result<Self, HubError> {
         let target = Target { repo: "-", revision: "-", path: &cfg.endpoint };
-        let endpoint_origin =
-            Url::parse(&format!("{}/", cfg.endpoint)).map_err(|e| target.bad(format!("endpoint is not a URL: {e}")))?;
+        let endpoint_origin = Url::parse(&format!("{}/", cfg.endpoint))
+            .map_err(|e| target.invalid(format!("endpoint is not a URL: {e}")))?;
         let http = reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .user_agent(cfg.user_agent.clone())
@@ -78,26 +79,37 @@ impl HubClient {
             sha: Option<String>,
         }
         let target = Target { repo, revision, path: "model info" };
+        check_names(&target)?;
         let url = format!("{}/api/models/{repo}/revision/{}", self.cfg.endpoint, encode_segment(revision));
-        let body = self.retrying(&target, || self.get_capped(&target, &url, SMALL_FILE_LIMIT)).await?;
-        let info: Info = serde_json::from_slice(&body).map_err(|e| target.bad(format!("model info JSON: {e}")))?;
-        let sha = info.sha.ok_or_else(|| target.bad("model info has no sha"))?;
-        if sha.len() != 40 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
-            return Err(target.bad(format!("model info sha {sha:?} is not a 40-hex commit")));
-        }
-        Ok(sha.to_ascii_lowercase())
+        // Parsing is part of the attempt: a garbled answer is retried like a failed one.
+        self.retrying(&target, || async {
+            let body = self.get_capped(&target, &url, SMALL_FILE_LIMIT, false).await?;
+            let info: Info = serde_json::from_slice(&body).map_err(|e| target.bad(format!("model info JSON: {e}")))?;
+            let sha = info.sha.ok_or_else(|| target.bad("model info has no sha"))?;
+            if sha.len() != 40 || !sha.bytes().all(|b| b.is_ascii_hexdigit()) {
+                return Err(target.bad(format!("model info sha {sha:?} is not a 40-hex commit")));
+            }
+            Ok(sha.to_ascii_lowercase())
+        })
+        .await
     }
 
     /// Every file of the repo at `sha` (recursive tree listing, following `Link` pagination).
     pub async fn list_files(&self, repo: &str, sha: &str) -> Result<Vec<RepoFile>, HubError> {
         let target = Target { repo, revision: sha, path: "tree listing" };
+        check_names(&target)?;
         let mut url =
             format!("{}/api/models/{repo}/tree/{}?recursive=true&expand=false", self.cfg.endpoint, encode_segment(sha));
         let mut files = Vec::new();
         for _page in 0..100_000 {
-            let (body, next) = self.retrying(&target, || self.get_page(&target, &url)).await?;
-            let entries: Vec<TreeEntry> =
-                serde_json::from_slice(&body).map_err(|e| target.bad(format!("tree JSON: {e}")))?;
+            let (entries, next) = self
+                .retrying(&target, || async {
+                    let (body, next) = self.get_page(&target, &url).await?;
+                    let entries: Vec<TreeEntry> =
+                        serde_json::from_slice(&body).map_err(|e| target.bad(format!("tree JSON: {e}")))?;
+                    Ok((entries, next))
+                })
+                .await?;
             files.extend(entries.into_iter().filter(|e| e.kind == "file").map(|e| RepoFile {
                 size: e.lfs.as_ref().map_or(e.size, |l| l.size.unwrap_or(e.size)),
                 lfs_sha256: e.lfs.map(|l| l.oid),
@@ -114,11 +126,13 @@ impl HubClient {
         Err(target.bad("tree pagination does not end"))
     }
 
-    /// A whole (small) file at `sha`, refusing files over `SMALL_FILE_LIMIT`.
+    /// A whole (small) file at `sha`, refusing files over `SMALL_FILE_LIMIT`, verified against the
+    /// digest the Hub announces for it (corrupt answers are retried, never returned).
     pub async fn fetch_small(&self, repo: &str, sha: &str, path: &str) -> Result<Bytes, HubError> {
         let target = Target { repo, revision: sha, path };
+        check_names(&target)?;
         let url = self.resolve_url(repo, sha, path);
-        self.retrying(&target, || self.get_capped(&target, &url, SMALL_FILE_LIMIT)).await
+        self.retrying(&target, || self.get_capped(&target, &url, SMALL_FILE_LIMIT, true)).await
     }
 
     /// `{E}/{repo}/resolve/{sha}/{path}` with the path percent-encoded but its `/` kept.
@@ -126,14 +140,32 @@ impl HubClient {
         format!("{}/{repo}/resolve/{}/{}", self.cfg.endpoint, encode_segment(sha), encode_path(path))
     }
 
-    async fn get_capped(&self, target: &Target<'_>, url: &str, limit: u64) -> Result<Bytes, HubError> {
-        let mut resp = self.send(target, url, None).await?;
+    /// GETs a whole response of at most `limit` bytes. With `verify`, the body must match the
+    /// digest the Hub published for it (git blob sha1 in the `ETag`, or the LFS sha256 in
+    /// `X-Linked-Etag`): a corrupted metadata file is never used.
+    async fn get_capped(&self, target: &Target<'_>, url: &str, limit: u64, verify: bool) -> Result<Bytes, HubError> {
+        let (resp, digest) = self.send(target, url, None).await?;
+        let body = self.read_capped(target, resp, limit).await?;
+        if let (true, Some(d)) = (verify, &digest) {
+            d.verify(target, &body)?;
+        }
+        Ok(body)
+    }
+
+    async fn get_page(&self, target: &Target<'_>, url: &str) -> Result<(Bytes, Option<String>), HubError> {
+        let (resp, _) = self.send(target, url, None).await?;
+        let next = resp.headers().get("link").and_then(|v| v.to_str().ok()).and_then(next_link);
+        Ok((self.read_capped(target, resp, SMALL_FILE_LIMIT).await?, next))
+    }
+
+    /// The whole body, refusing more than `limit` bytes and fewer than announced.
+    async fn read_capped(&self, target: &Target<'_>, mut resp: Response, limit: u64) -> Result<Bytes, HubError> {
         if let Some(len) = resp.content_length().filter(|&l| l > limit) {
             return Err(too_large(target, len, limit));
         }
         let expected = resp.content_length();
         let mut body = BytesMut::new();
-        while let Some(chunk) = resp.chunk().await.map_err(|e| target.transport(e))? {
+        while let Some(chunk) = self.next_chunk(target, &mut resp).await? {
             if (body.len() + chunk.len()) as u64 > limit {
                 return Err(too_large(target, (body.len() + chunk.len()) as u64, limit));
             }
@@ -150,44 +182,66 @@ impl HubClient {
         Ok(body.freeze())
     }
 
-    async fn get_page(&self, target: &Target<'_>, url: &str) -> Result<(Bytes, Option<String>), HubError> {
-        let resp = self.send(target, url, None).await?;
-        let next = resp.headers().get("link").and_then(|v| v.to_str().ok()).and_then(next_link);
-        let body = resp.bytes().await.map_err(|e| target.transport(e))?;
-        Ok((body, next))
+    /// The next body chunk, or a `TimedOut` error when the server goes silent for longer than
+    /// the read timeout (a stalled connection must not hold a reader forever).
+    pub(crate) async fn next_chunk(&self, target: &Target<'_>, resp: &mut Response) -> Result<Option<Bytes>, HubError> {
+        match tokio::time::timeout(self.cfg.read_timeout, resp.chunk()).await {
+            Ok(chunk) => chunk.map_err(|e| target.transport(e)),
+            Err(_) => Err(target.timed_out("body stalled: no bytes", self.cfg.read_timeout)),
+        }
     }
 
     /// Sends a GET, following up to `MAX_REDIRECTS` redirects by hand. The token goes only to the
     /// endpoint's own origin: a presigned CDN URL is its own credential and must not see it.
-    /// Returns the first 2xx response; any other status becomes a classified `HubError`.
+    /// Returns the first 2xx response with the digest the Hub announced for the whole file (if
+    /// any); any other status becomes a classified `HubError` (`CdnRefused` when it came from
+    /// another origin than the endpoint).
     pub(crate) async fn send(
         &self,
         target: &Target<'_>,
         url: &str,
         range: Option<(u64, u64)>,
-    ) -> Result<Response, HubError> {
-        let mut current = Url::parse(url).map_err(|e| target.bad(format!("bad URL: {e}")))?;
+    ) -> Result<(Response, Option<ContentDigest>), HubError> {
+        let mut current = Url::parse(url).map_err(|e| target.invalid(format!("bad URL: {e}")))?;
+        let mut digest = None;
+        let header_wait = self.cfg.connect_timeout + self.cfg.read_timeout;
         for _hop in 0..=MAX_REDIRECTS {
             let headers = self.request_headers(&current, range);
             debug!(url = %current, ?range, "GET");
-            let resp = self
-                .http
-                .request(Method::GET, current.clone())
-                .headers(headers)
-                .send()
-                .await
-                .map_err(|e| target.transport(e))?;
+            let request = self.http.request(Method::GET, current.clone()).headers(headers).send();
+            let resp = match tokio::time::timeout(header_wait, request).await {
+                Ok(sent) => sent.map_err(|e| target.transport(e))?,
+                Err(_) => return Err(target.timed_out("no response headers", header_wait)),
+            };
             let status = resp.status();
+            let from_endpoint = current.origin() == self.endpoint_origin.origin();
             if status.is_redirection() {
+                digest = digest.or_else(|| ContentDigest::from_header(resp.headers(), "x-linked-etag"));
                 let loc = resp.headers().get(LOCATION).and_then(|v| v.to_str().ok());
                 let loc = loc.ok_or_else(|| target.bad(format!("HTTP {status} without Location")))?;
                 current = current.join(loc).map_err(|e| target.bad(format!("bad Location {loc:?}: {e}")))?;
                 continue;
             }
             if status.is_success() {
-                return Ok(resp);
+                if from_endpoint {
+                    digest = digest.or_else(|| ContentDigest::from_header(resp.headers(), "etag"));
+                }
+                return Ok((resp, digest));
             }
-            return Err(error_from_response(target, resp).await);
+            let code = status.as_u16();
+            let err = error_from_response(target, resp, self.cfg.read_timeout).await;
+            // Hub error codes mean nothing on a CDN host: any definite 4xx there is a refusal.
+            let cdn_refusal = !from_endpoint && (400..500).contains(&code) && !matches!(code, 408 | 416 | 429);
+            if cdn_refusal {
+                let message = err.to_string();
+                return Err(HubError::CdnRefused {
+                    repo: target.repo.into(),
+                    path: target.path.into(),
+                    status: code,
+                    message,
+                });
+            }
+            return Err(err);
         }
         Err(target.bad(format!("more than {MAX_REDIRECTS} redirects")))
     }
@@ -211,38 +265,88 @@ impl HubClient {
         h
     }
 
-    /// Runs `op` until it succeeds, fails for good, or the retry budget is spent.
+    /// Runs `op` until it succeeds, fails for good, or the retry budget (attempts and wall
+    /// time) is spent; each attempt is cut off when the time budget runs out.
     pub(crate) async fn retrying<T, F, Fut>(&self, target: &Target<'_>, mut op: F) -> Result<T, HubError>
     where
         F: FnMut() -> Fut,
         Fut: Future<Output = Result<T, HubError>>,
     {
-        let mut attempt = 0;
+        let mut attempts = Attempts::start();
         loop {
-            match op().await {
+            let outcome = match tokio::time::timeout(attempts.remaining(&self.cfg.retry), op()).await {
+                Ok(outcome) => outcome,
+                Err(_) => Err(target.timed_out("no complete answer", self.cfg.retry.budget)),
+            };
+            match outcome {
                 Ok(v) => return Ok(v),
-                Err(e) if e.is_retryable() && attempt < self.cfg.retry.max_retries => {
-                    self.backoff(target, attempt, &e).await;
-                    attempt += 1;
-                }
-                Err(e) => return Err(e),
+                Err(e) => self.after_failure(target, &mut attempts, e).await?,
             }
         }
     }
 
-    /// Sleeps before retry number `attempt`: `Retry-After` if the server gave one, else exponential
-    /// backoff with jitter so that parallel readers do not retry in lockstep.
-    pub(crate) async fn backoff(&self, target: &Target<'_>, attempt: u32, err: &HubError) {
+    /// After a failed attempt: sleeps and returns `Ok` when another attempt fits the policy, else
+    /// returns the error, logged here once with repo and file (per-attempt lines are debug only).
+    pub(crate) async fn after_failure(
+        &self,
+        target: &Target<'_>,
+        attempts: &mut Attempts,
+        err: HubError,
+    ) -> Result<(), HubError> {
         let r = &self.cfg.retry;
-        let delay = match err.retry_after() {
-            Some(d) => d.min(r.max_delay),
-            None => {
-                let exp = r.base_delay.saturating_mul(1u32 << attempt.min(16)).min(r.max_delay);
-                exp.mul_f64(0.5 + 0.5 * jitter())
-            }
-        };
-        warn!(repo = target.repo, path = target.path, attempt, ?delay, error = %err, "retrying");
-        tokio::time::sleep(delay).await;
+        let delay = backoff_delay(r, attempts.count, err.retry_after(), jitter());
+        let elapsed = attempts.started.elapsed();
+        let in_budget = elapsed + delay < r.budget;
+        if err.is_retryable() && attempts.count < r.max_retries && in_budget {
+            debug!(repo = target.repo, path = target.path, attempt = attempts.count, ?delay, error = %err, "retrying");
+            tokio::time::sleep(delay).await;
+            attempts.count += 1;
+            return Ok(());
+        }
+        if err.is_not_found() {
+            debug!(repo = target.repo, path = target.path, error = %err, "not found");
+        } else {
+            warn!(
+                repo = target.repo,
+                path = target.path,
+                attempts = attempts.count + 1,
+                elapsed_ms = elapsed.as_millis() as u64,
+                error = %err,
+                "Hub request failed; giving up"
+            );
+        }
+        Err(err)
+    }
+}
+
+/// Attempts made so far for one operation, and when it began (for the time budget).
+pub(crate) struct Attempts {
+    pub(crate) started: Instant,
+    /// Failed attempts since the start or since the last progress.
+    pub(crate) count: u32,
+}
+
+impl Attempts {
+    pub(crate) fn start() -> Self {
+        Self { started: Instant::now(), count: 0 }
+    }
+
+    /// Time left in the budget (zero once spent).
+    pub(crate) fn remaining(&self, r: &RetryConfig) -> Duration {
+        r.budget.saturating_sub(self.started.elapsed())
+    }
+}
+
+/// The wait before retry number `attempt`: the server's `Retry-After`/`RateLimit` reset when it
+/// gave one, else exponential backoff with jitter in [50%, 100%) so parallel readers do not retry
+/// in lockstep; both capped at `max_delay`.
+fn backoff_delay(r: &RetryConfig, attempt: u32, retry_after: Option<Duration>, jitter: f64) -> Duration {
+    match retry_after {
+        Some(d) => d.min(r.max_delay),
+        None => {
+            let exp = r.base_delay.saturating_mul(1u32 << attempt.min(16)).min(r.max_delay);
+            exp.mul_f64(0.5 + 0.5 * jitter.clamp(0.0, 1.0))
+        }
     }
 }
 
@@ -257,14 +361,26 @@ fn too_large(target: &Target<'_>, size: u64, limit: u64) -> HubError {
     HubError::TooLarge { repo: target.repo.into(), path: target.path.into(), size, limit }
 }
 
-async fn error_from_response(target: &Target<'_>, resp: Response) -> HubError {
+/// Classifies an error response. At most `ERROR_BODY_LIMIT` bytes of its body are read, each
+/// chunk within `read_timeout`: an error page must not cost unbounded memory or time.
+async fn error_from_response(target: &Target<'_>, mut resp: Response, read_timeout: Duration) -> HubError {
     let status = resp.status().as_u16();
     let headers = resp.headers().clone();
     let header = |n: &str| headers.get(n).and_then(|v| v.to_str().ok()).map(str::to_string);
     let code = header("x-error-code");
-    let retry_after = header("retry-after").and_then(|s| s.trim().parse::<u64>().ok()).map(Duration::from_secs);
+    let retry_after = header("retry-after")
+        .and_then(|s| s.trim().parse::<u64>().ok())
+        .map(Duration::from_secs)
+        .or_else(|| header("ratelimit").as_deref().and_then(ratelimit_reset));
     let mut message = header("x-error-message").unwrap_or_default();
-    if let Ok(body) = resp.bytes().await {
+    let mut body = Vec::new();
+    while body.len() < ERROR_BODY_LIMIT {
+        match tokio::time::timeout(read_timeout, resp.chunk()).await {
+            Ok(Ok(Some(chunk))) => body.extend_from_slice(&chunk),
+            _ => break,
+        }
+    }
+    {
         let body = &body[..body.len().min(ERROR_BODY_LIMIT)];
         let from_body = serde_json::from_slice::<serde_json::Value>(body)
             .ok()
@@ -275,6 +391,15 @@ async fn error_from_response(target: &Target<'_>, resp: Response) -> HubError {
         }
     }
     target.classify(status, code.as_deref(), &message, retry_after)
+}
+
+/// The wait a `RateLimit: "api";r=<remaining>;t=<seconds>` header asks for: `t` once nothing
+/// remains in the window, else none.
+fn ratelimit_reset(header: &str) -> Option<Duration> {
+    let param = |name: &str| {
+        header.split(';').find_map(|p| p.trim().strip_prefix(name)?.strip_prefix('=')?.trim().parse::<u64>().ok())
+    };
+    (param("r")? == 0).then(|| Duration::from_secs(param("t").unwrap_or(0)))
 }
 
 #[derive(Deserialize)]
@@ -350,6 +475,29 @@ mod tests {
         assert!(c.request_headers(&hub, None).contains_key(AUTHORIZATION));
         assert!(!c.request_headers(&cdn, Some((0, 9))).contains_key(AUTHORIZATION));
         assert_eq!(c.request_headers(&cdn, Some((0, 9)))[RANGE], "bytes=0-9");
+    }
+
+    #[test]
+    fn backoff_doubles_with_jitter_and_honours_the_server_up_to_the_cap() {
+        let r = RetryConfig {
+            max_retries: 5,
+            base_delay: Duration::from_millis(100),
+            max_delay: Duration::from_secs(1),
+            budget: Duration::from_secs(10),
+        };
+        assert_eq!(backoff_delay(&r, 0, None, 1.0), Duration::from_millis(100));
+        assert_eq!(backoff_delay(&r, 2, None, 1.0), Duration::from_millis(400));
+        assert_eq!(backoff_delay(&r, 2, None, 0.0), Duration::from_millis(200));
+        assert_eq!(backoff_delay(&r, 30, None, 1.0), Duration::from_secs(1), "capped");
+        assert_eq!(backoff_delay(&r, 0, Some(Duration::from_millis(700)), 0.0), Duration::from_millis(700));
+        assert_eq!(backoff_delay(&r, 0, Some(Duration::from_secs(60)), 0.0), Duration::from_secs(1), "capped");
+    }
+
+    #[test]
+    fn ratelimit_reset_applies_only_when_exhausted() {
+        assert_eq!(ratelimit_reset("\"api\";r=0;t=17"), Some(Duration::from_secs(17)));
+        assert_eq!(ratelimit_reset("\"api\";r=12;t=17"), None);
+        assert_eq!(ratelimit_reset("garbage"), None);
     }
 
     #[test]

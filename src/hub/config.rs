@@ -17,11 +17,19 @@ pub struct RetryConfig {
     pub base_delay: Duration,
     /// Upper bound of one backoff delay and of an honoured `Retry-After`.
     pub max_delay: Duration,
+    /// Wall-clock bound on one operation, attempts and waits included: past it the read fails
+    /// (EIO at the mount) instead of keeping a reader blocked.
+    pub budget: Duration,
 }
 
 impl Default for RetryConfig {
     fn default() -> Self {
-        Self { max_retries: 5, base_delay: Duration::from_millis(500), max_delay: Duration::from_secs(30) }
+        Self {
+            max_retries: 5,
+            base_delay: Duration::from_millis(500),
+            max_delay: Duration::from_secs(30),
+            budget: Duration::from_secs(120),
+        }
     }
 }
 
@@ -87,6 +95,7 @@ impl HubConfig {
         let mut cfg = Self::new(endpoint);
         cfg.token = env.token.clone();
         cfg.hub_cache = Some(env.hub_cache.clone());
+        cfg.apply_env_tuning();
         cfg
     }
 

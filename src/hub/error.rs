@@ -24,9 +24,19 @@ pub enum HubError {
     /// HTTP 429 after all retries.
     #[error("{repo}: {path}: rate limited by the Hub (retry after {retry_after:?})")]
     RateLimited { repo: String, path: String, retry_after: Option<Duration> },
-    /// Any other non-success status.
+    /// Any other non-success status (with the server's `Retry-After`/`RateLimit` wait, if any).
     #[error("{repo}: {path}: HTTP {status}: {message}")]
-    Http { repo: String, path: String, status: u16, message: String },
+    Http { repo: String, path: String, status: u16, message: String, retry_after: Option<Duration> },
+    /// The CDN (a host other than the endpoint) refused a signed URL (expired, missing object...).
+    /// Worth one fresh resolve through the Hub, never a blind retry.
+    #[error("{repo}: {path}: the CDN refused the download URL: HTTP {status}: {message}")]
+    CdnRefused { repo: String, path: String, status: u16, message: String },
+    /// No response headers, or no body bytes, within the configured timeout.
+    #[error("{repo}: {path}: {what} within {waited:?}")]
+    TimedOut { repo: String, path: String, what: &'static str, waited: Duration },
+    /// The bytes do not match the digest the Hub published for them (git sha1 or LFS sha256).
+    #[error("{repo}: {path}: integrity check failed: {reason}")]
+    Integrity { repo: String, path: String, reason: String },
     /// Connection, TLS, timeout or body-stream failure.
     #[error("{repo}: {path}: transport error: {source}")]
     Transport {
@@ -50,29 +60,47 @@ pub enum HubError {
 }
 
 impl HubError {
-    /// True for failures that may go away on their own: 408, 429, 5xx gateway errors, transport
-    /// errors and cut bodies. Other 4xx never succeed on retry.
+    /// True for failures that may go away on their own: 408, 429, 5xx, transport errors,
+    /// timeouts, cut bodies, and answers that break the protocol or fail their checksum (a bad
+    /// cache node or proxy). Other 4xx never succeed on retry. The retry budget bounds them all.
     pub fn is_retryable(&self) -> bool {
         match self {
-            HubError::RateLimited { .. } | HubError::Transport { .. } | HubError::Truncated { .. } => true,
-            HubError::Http { status, .. } => matches!(status, 408 | 500 | 502 | 503 | 504),
+            HubError::RateLimited { .. }
+            | HubError::Transport { .. }
+            | HubError::Truncated { .. }
+            | HubError::TimedOut { .. }
+            | HubError::BadResponse { .. }
+            | HubError::Integrity { .. } => true,
+            HubError::Http { status, .. } => matches!(status, 408 | 500..=599),
             _ => false,
         }
     }
 
-    /// The server's requested wait, for 429s.
+    /// The server's requested wait (`Retry-After`, or the `RateLimit` reset when exhausted).
     pub fn retry_after(&self) -> Option<Duration> {
         match self {
-            HubError::RateLimited { retry_after, .. } => *retry_after,
+            HubError::RateLimited { retry_after, .. } | HubError::Http { retry_after, .. } => *retry_after,
             _ => None,
         }
     }
 
-    /// True if the error means "this thing does not exist" (repo, revision or file).
+    /// True if the error means "this thing does not exist" (repo, revision or file): ENOENT.
     pub fn is_not_found(&self) -> bool {
         matches!(
             self,
-            HubError::RepoNotFound { .. } | HubError::RevisionNotFound { .. } | HubError::EntryNotFound { .. }
+            HubError::RepoNotFound { .. }
+                | HubError::RevisionNotFound { .. }
+                | HubError::EntryNotFound { .. }
+                | HubError::Http { status: 404, .. }
+        )
+    }
+
+    /// True if the Hub refused us access (gated, disabled, bad or missing token): EACCES.
+    /// A private repo without a token is indistinguishable from a missing one (ENOENT).
+    pub fn is_access_denied(&self) -> bool {
+        matches!(
+            self,
+            HubError::GatedRepo { .. } | HubError::Disabled { .. } | HubError::Http { status: 401 | 403, .. }
         )
     }
 }
@@ -92,6 +120,19 @@ pub(crate) struct Target<'a> {
 impl Target<'_> {
     pub fn transport(&self, source: reqwest::Error) -> HubError {
         HubError::Transport { repo: self.repo.into(), path: self.path.into(), source }
+    }
+
+    pub fn timed_out(&self, what: &'static str, waited: Duration) -> HubError {
+        HubError::TimedOut { repo: self.repo.into(), path: self.path.into(), what, waited }
+    }
+
+    pub fn integrity(&self, reason: impl Into<String>) -> HubError {
+        HubError::Integrity { repo: self.repo.into(), path: self.path.into(), reason: reason.into() }
+    }
+
+    /// A client-side mistake (bad endpoint, reversed range): retrying cannot help.
+    pub fn invalid(&self, reason: impl Into<String>) -> HubError {
+        HubError::InvalidRequest { repo: self.repo.into(), path: self.path.into(), reason: reason.into() }
     }
 
     pub fn bad(&self, reason: impl Into<String>) -> HubError {
@@ -123,7 +164,7 @@ impl Target<'_> {
         if status == 429 {
             return HubError::RateLimited { repo, path: self.path.into(), retry_after };
         }
-        HubError::Http { repo, path: self.path.into(), status, message: message.into() }
+        HubError::Http { repo, path: self.path.into(), status, message: message.into(), retry_after }
     }
 }
 
@@ -151,6 +192,36 @@ mod tests {
     fn only_transient_statuses_are_retryable() {
         for (code, retry) in [(500, true), (503, true), (408, true), (404, false), (403, false), (400, false)] {
             assert_eq!(t().classify(code, None, "m", None).is_retryable(), retry, "{code}");
+        }
+        assert!(t().timed_out("no response headers", Duration::from_secs(1)).is_retryable());
+        assert!(t().integrity("sha mismatch").is_retryable());
+        assert!(t().bad("wrong Content-Range").is_retryable());
+        assert!(!t().invalid("reversed range").is_retryable());
+    }
+
+    #[test]
+    fn a_503_keeps_its_retry_after() {
+        let e = t().classify(503, None, "busy", Some(Duration::from_secs(2)));
+        assert_eq!(e.retry_after(), Some(Duration::from_secs(2)));
+    }
+
+    /// The table the FUSE edge relies on: ENOENT for "does not exist", EACCES for "not allowed",
+    /// everything else is an I/O error.
+    #[test]
+    fn not_found_and_access_denied_classes() {
+        let cases: [(HubError, bool, bool); 9] = [
+            (t().classify(401, Some("RepoNotFound"), "x", None), true, false),
+            (t().classify(404, Some("RevisionNotFound"), "x", None), true, false),
+            (t().classify(404, Some("EntryNotFound"), "x", None), true, false),
+            (t().classify(404, None, "x", None), true, false),
+            (t().classify(401, Some("GatedRepo"), "x", None), false, true),
+            (t().classify(403, None, DISABLED_MESSAGE, None), false, true),
+            (t().classify(401, None, "Invalid credentials", None), false, true),
+            (t().classify(503, None, "x", None), false, false),
+            (t().integrity("x"), false, false),
+        ];
+        for (e, not_found, denied) in cases {
+            assert_eq!((e.is_not_found(), e.is_access_denied()), (not_found, denied), "{e}");
         }
     }
 

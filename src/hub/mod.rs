@@ -6,7 +6,10 @@ mod client;
 mod config;
 mod error;
 mod range;
+mod tuning;
+mod verify;
 
 pub use client::{encode_path, encode_segment, HubClient, RepoFile, SMALL_FILE_LIMIT};
 pub use config::{hf_home, is_true, offline_from_env, token_path, HfEnv, HubConfig, RetryConfig, DEFAULT_ENDPOINT};
 pub use error::HubError;
+pub use tuning::TUNING_VARS;

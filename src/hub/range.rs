@@ -12,11 +12,13 @@ use reqwest::header::CONTENT_RANGE;
 use reqwest::{Response, StatusCode, Url};
 use tracing::debug;
 
-use super::client::{HubClient, SMALL_FILE_LIMIT};
+use super::client::{Attempts, ContentDigest, HubClient, SMALL_FILE_LIMIT};
 use super::error::{HubError, Target};
 
 /// Signed CDN URLs expire after about an hour (hub-spec §5); reuse them for less than that.
 const LOCATION_TTL: Duration = Duration::from_secs(50 * 60);
+/// Bytes an interrupted attempt must deliver for its failure not to count against the retries.
+const MIN_PROGRESS: u64 = 64 << 10;
 /// Bound on remembered locations; the cache is simply emptied when it is full.
 const LOCATION_CAP: usize = 4096;
 
@@ -41,24 +43,35 @@ impl HubClient {
         self.locations.lock().unwrap_or_else(|e| e.into_inner()).remove(resolve_url);
     }
 
-    /// Sends the ranged GET, straight to the remembered CDN URL when there is one. A definite
-    /// refusal there (expired signature: 403...) falls back to resolving again.
+    /// Sends the ranged GET, straight to the remembered CDN URL when there is one. A refusal by
+    /// the CDN (expired signature: 403...) is worth exactly one fresh resolve through the Hub.
     async fn send_ranged(&self, target: &Target<'_>, url: &str, span: (u64, u64)) -> Result<Response, HubError> {
+        let mut refreshed = false;
         if let Some(loc) = self.cached_location(url) {
             match self.send(target, loc.as_str(), Some(span)).await {
-                Ok(resp) => return Ok(resp),
-                Err(e) if e.is_retryable() => return Err(e),
-                Err(e) => {
-                    debug!(error = %e, "cached CDN location refused; resolving again");
+                Err(e @ HubError::CdnRefused { .. }) => {
+                    debug!(error = %e, "remembered CDN URL refused; resolving again");
                     self.forget_location(url);
+                    refreshed = true;
                 }
+                other => return other.map(|(resp, _)| resp),
             }
         }
-        let resp = self.send(target, url, Some(span)).await?;
-        if resp.url().as_str() != url {
-            self.remember_location(url, resp.url().clone());
+        loop {
+            match self.send(target, url, Some(span)).await {
+                Ok((resp, _)) => {
+                    if resp.url().as_str() != url {
+                        self.remember_location(url, resp.url().clone());
+                    }
+                    return Ok(resp);
+                }
+                Err(e @ HubError::CdnRefused { .. }) if !refreshed => {
+                    debug!(error = %e, "fresh CDN URL refused; resolving once more");
+                    refreshed = true;
+                }
+                Err(e) => return Err(e),
+            }
         }
-        Ok(resp)
     }
 
     /// The bytes `[range.start, range.end)` of `path` at commit `sha`.
@@ -67,36 +80,59 @@ impl HubClient {
     /// verifies the answer, and resumes from the exact byte reached when a body is cut. A server
     /// that ignores Range (200) is accepted only for files up to `SMALL_FILE_LIMIT`, sliced here.
     pub async fn read_range(&self, repo: &str, sha: &str, path: &str, range: Range<u64>) -> Result<Bytes, HubError> {
+        self.read_range_verified(repo, sha, path, range, None).await
+    }
+
+    /// `read_range`, and when the range is the whole file and `whole = Some((size, sha256))`
+    /// (the LFS digest from the listing), the bytes must hash to it: a corrupt whole-file answer
+    /// is retried, never returned. Partial ranges cannot be checked (the Hub publishes only the
+    /// whole file's digest).
+    pub async fn read_range_verified(
+        &self,
+        repo: &str,
+        sha: &str,
+        path: &str,
+        range: Range<u64>,
+        whole: Option<(u64, &str)>,
+    ) -> Result<Bytes, HubError> {
         let target = Target { repo, revision: sha, path };
+        super::client::check_names(&target)?;
         if range.start > range.end {
-            return Err(HubError::InvalidRequest {
-                repo: repo.into(),
-                path: path.into(),
-                reason: format!("reversed range {}..{}", range.start, range.end),
-            });
+            return Err(target.invalid(format!("reversed range {}..{}", range.start, range.end)));
         }
         if range.is_empty() {
             return Ok(Bytes::new());
         }
+        let digest = whole
+            .filter(|&(size, _)| range.start == 0 && range.end == size)
+            .map(|(_, sha256)| ContentDigest::Sha256(sha256.to_ascii_lowercase()));
         let url = self.resolve_url(repo, sha, path);
         let want = range.end - range.start;
         let mut out = BytesMut::with_capacity(want.min(SMALL_FILE_LIMIT) as usize);
-        let mut attempt = 0;
+        let mut attempts = Attempts::start();
         loop {
             let pos = range.start + out.len() as u64;
-            let err = match self.read_once(&target, &url, pos, range.end, &mut out).await {
-                Ok(()) => return Ok(out.freeze()),
-                Err(e) => e,
+            let budget_left = attempts.remaining(&self.cfg.retry);
+            let once = tokio::time::timeout(budget_left, self.read_once(&target, &url, pos, range.end, &mut out));
+            let err = match once.await {
+                Ok(Ok(())) => match digest.as_ref().map(|d| d.verify(&target, &out)) {
+                    None | Some(Ok(())) => return Ok(out.freeze()),
+                    Some(Err(e)) => {
+                        out.clear();
+                        e
+                    }
+                },
+                Ok(Err(e)) => e,
+                Err(_) => target.timed_out("no complete answer", self.cfg.retry.budget),
             };
-            if range.start + out.len() as u64 > pos {
-                // Data arrived: the failure budget restarts, as in huggingface_hub's resume loop.
-                attempt = 0;
+            let progress = range.start + out.len() as u64 - pos;
+            if progress >= MIN_PROGRESS.min(range.end - pos) {
+                // Real progress restarts the attempt count, as in huggingface_hub's resume loop;
+                // a trickle (a server cutting every body after a few bytes) does not, and the
+                // time budget never restarts.
+                attempts.count = 0;
             }
-            if !err.is_retryable() || attempt >= self.cfg.retry.max_retries {
-                return Err(err);
-            }
-            self.backoff(&target, attempt, &err).await;
-            attempt += 1;
+            self.after_failure(&target, &mut attempts, err).await?;
         }
     }
 
@@ -113,13 +149,13 @@ impl HubClient {
         match resp.status() {
             StatusCode::PARTIAL_CONTENT => {
                 check_content_range(target, &resp, pos, end)?;
-                append_body(target, resp, 0, end - pos, out).await
+                self.append_body(target, resp, 0, end - pos, out).await
             }
             StatusCode::OK => {
                 let total = resp.content_length();
                 match total {
                     Some(t) if t >= end && t <= SMALL_FILE_LIMIT => {
-                        append_body(target, resp, pos, end - pos, out).await
+                        self.append_body(target, resp, pos, end - pos, out).await
                     }
                     _ => Err(target.bad(format!(
                         "server ignored the Range header (200 with {} bytes) for bytes {pos}-{}",
@@ -130,6 +166,45 @@ impl HubClient {
             }
             s => Err(target.bad(format!("unexpected status {s} for a Range request"))),
         }
+    }
+
+    /// Streams the body into `out`, dropping its first `skip` bytes and expecting `take` more
+    /// after them; stops reading once they are in. A longer 206 body is an error; a shorter one
+    /// `Truncated`; silence longer than the read timeout `TimedOut`.
+    async fn append_body(
+        &self,
+        target: &Target<'_>,
+        mut resp: Response,
+        mut skip: u64,
+        take: u64,
+        out: &mut BytesMut,
+    ) -> Result<(), HubError> {
+        let goal = out.len() as u64 + take;
+        let start_len = out.len() as u64;
+        let partial = resp.status() == StatusCode::PARTIAL_CONTENT;
+        while (out.len() as u64) < goal {
+            let Some(chunk) = self.next_chunk(target, &mut resp).await? else {
+                return Err(HubError::Truncated {
+                    repo: target.repo.into(),
+                    path: target.path.into(),
+                    received: out.len() as u64 - start_len,
+                    expected: take,
+                });
+            };
+            let mut piece: &[u8] = &chunk;
+            let dropped = skip.min(piece.len() as u64);
+            piece = piece.get(dropped as usize..).unwrap_or_default();
+            skip -= dropped;
+            let room = goal - out.len() as u64;
+            if piece.len() as u64 > room && skip == 0 && partial {
+                return Err(target.bad(format!("206 body longer than the {take} bytes asked for")));
+            }
+            out.extend_from_slice(piece.get(..room.min(piece.len() as u64) as usize).unwrap_or_default());
+        }
+        if partial && self.next_chunk(target, &mut resp).await.ok().flatten().is_some_and(|c| !c.is_empty()) {
+            return Err(target.bad(format!("206 body longer than the {take} bytes asked for")));
+        }
+        Ok(())
     }
 }
 
@@ -165,46 +240,6 @@ fn parse_content_range(s: &str) -> Option<(u64, u64, Option<u64>)> {
         t => Some(t.parse::<u64>().ok()?),
     };
     (a <= b).then_some((a, b, total))
-}
-
-/// Streams the body into `out`, dropping its first `skip` bytes and expecting `take` more after
-/// them; stops reading once they are in. A longer 206 body is an error; a shorter one `Truncated`.
-async fn append_body(
-    target: &Target<'_>,
-    mut resp: Response,
-    mut skip: u64,
-    take: u64,
-    out: &mut BytesMut,
-) -> Result<(), HubError> {
-    let goal = out.len() as u64 + take;
-    let start_len = out.len() as u64;
-    while (out.len() as u64) < goal {
-        let chunk = match resp.chunk().await.map_err(|e| target.transport(e))? {
-            Some(c) => c,
-            None => {
-                return Err(HubError::Truncated {
-                    repo: target.repo.into(),
-                    path: target.path.into(),
-                    received: out.len() as u64 - start_len,
-                    expected: take,
-                })
-            }
-        };
-        let mut piece: &[u8] = &chunk;
-        let dropped = skip.min(piece.len() as u64);
-        piece = piece.get(dropped as usize..).unwrap_or_default();
-        skip -= dropped;
-        let room = goal - out.len() as u64;
-        if piece.len() as u64 > room && skip == 0 && resp.status() == StatusCode::PARTIAL_CONTENT {
-            return Err(target.bad(format!("206 body longer than the {take} bytes asked for")));
-        }
-        out.extend_from_slice(piece.get(..room.min(piece.len() as u64) as usize).unwrap_or_default());
-    }
-    if resp.status() == StatusCode::PARTIAL_CONTENT && resp.chunk().await.ok().flatten().is_some_and(|c| !c.is_empty())
-    {
-        return Err(target.bad(format!("206 body longer than the {take} bytes asked for")));
-    }
-    Ok(())
 }
 
 #[cfg(test)]

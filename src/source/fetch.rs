@@ -113,7 +113,7 @@ fn find_shards(repo: &str, listing: &[RepoFile], files: &RepoFiles) -> Result<Ve
         .collect()
 }
 
-fn index_shards(repo: &str, files: &RepoFiles) -> Result<Vec<String>, SourceError> {
+pub(super) fn index_shards(repo: &str, files: &RepoFiles) -> Result<Vec<String>, SourceError> {
     let bad = |reason: String| SourceError::BadIndex { repo: repo.into(), reason };
     let index = files.json(INDEX_FILE).unwrap_or(Ok(serde_json::Value::Null)).map_err(|e| bad(e.to_string()))?;
     let map = index.get("weight_map").and_then(|m| m.as_object()).ok_or_else(|| bad("no weight_map object".into()))?;
@@ -129,8 +129,26 @@ fn index_shards(repo: &str, files: &RepoFiles) -> Result<Vec<String>, SourceErro
     Ok(shards)
 }
 
-/// One Range request for the first `SHARD_HEADER_PROBE` bytes; a second only for longer headers.
+/// Reads and validates a shard's header. The Hub publishes no digest for a part of a file, so a
+/// header that fails validation is read once more: bytes corrupted in transit then come out
+/// right, while a really malformed file fails the same way twice.
 async fn read_shard_header(
+    client: &HubClient,
+    repo: &str,
+    commit: &str,
+    shard: &Shard,
+) -> Result<Vec<HeaderTensor>, SourceError> {
+    match read_shard_header_once(client, repo, commit, shard).await {
+        Err(SourceError::Safetensors { source, .. }) => {
+            tracing::info!(repo, shard = %shard.path, error = %source, "invalid safetensors header; reading it again");
+            read_shard_header_once(client, repo, commit, shard).await
+        }
+        other => other,
+    }
+}
+
+/// One Range request for the first `SHARD_HEADER_PROBE` bytes; a second only for longer headers.
+async fn read_shard_header_once(
     client: &HubClient,
     repo: &str,
     commit: &str,

@@ -104,3 +104,6 @@ impl SourceModel {
         self.tensors.iter().position(|t| t.name == name)
     }
 }
+
+#[cfg(test)]
+mod fuzz_tests;

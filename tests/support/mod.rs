@@ -61,6 +61,7 @@ pub fn config(hub: &FakeHub) -> HubConfig {
         max_retries: 4,
         base_delay: Duration::from_millis(5),
         max_delay: Duration::from_millis(200),
+        budget: Duration::from_secs(20),
     })
 }
 

@@ -3,8 +3,10 @@
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use ggufs::catalog::Catalog;
+use ggufs::cache::{CachedProvider, DiskCache, MetadataCache};
+use ggufs::catalog::{Catalog, ModelProvider};
 use ggufs::fs::{mount, MountHandle, MountOptions};
+use ggufs::hub::{HubClient, HubConfig};
 use ggufs::remote::HubProvider;
 use ggufs_fakehub::FakeHub;
 
@@ -36,6 +38,24 @@ impl Mounted {
         let opts = MountOptions { runtime: Some(runtime.handle().clone()), ..MountOptions::default() };
         let handle = mount(catalog, dir.path(), opts).expect("mount");
         Self { handle: Some(handle), dir, runtime }
+    }
+
+    /// Mounts a catalog listing `models` over a client built from `cfg`, with source bytes and
+    /// metadata cached in `cache_dir` (fresh per caller) or, with `None`, not cached at all.
+    pub fn with_client(cfg: HubConfig, cache_dir: Option<&Path>, models: &[&str]) -> Self {
+        let listed: Vec<String> = models.iter().map(|s| s.to_string()).collect();
+        Self::with_catalog(|| {
+            let client = Arc::new(HubClient::new(cfg).expect("client"));
+            let provider: Arc<dyn ModelProvider> = match cache_dir {
+                Some(c) => {
+                    let disk = Arc::new(DiskCache::open(c, 1 << 30).expect("disk cache"));
+                    let meta = Arc::new(MetadataCache::open(c).expect("metadata cache"));
+                    Arc::new(CachedProvider::new(Some(client), disk, meta))
+                }
+                None => Arc::new(HubProvider::new(client)),
+            };
+            Arc::new(Catalog::new(provider, listed))
+        })
     }
 
     /// Mounts again at the same path (after an unmount).
