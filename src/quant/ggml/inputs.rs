@@ -38,15 +38,15 @@ impl Stream {
             0 => self.gauss(),
             1 => self.sym(),
             3 => {
-                if row % 2 == 0 {
+                if row.is_multiple_of(2) {
                     0.37
                 } else {
                     -1.25
                 }
             }
-            4 => self.gauss() * if row % 2 == 0 { 1e-36 } else { 1e-41 },
+            4 => self.gauss() * if row.is_multiple_of(2) { 1e-36 } else { 1e-41 },
             5 => {
-                if row % 2 == 0 {
+                if row.is_multiple_of(2) {
                     self.gauss() * 1e6
                 } else {
                     self.sym() * 60000.0
@@ -55,7 +55,7 @@ impl Stream {
             6 => {
                 let g = self.gauss();
                 if i % 32 == (row * 7) % 32 {
-                    if (i / 32) % 2 == 0 {
+                    if (i / 32).is_multiple_of(2) {
                         1.5
                     } else {
                         -2.0

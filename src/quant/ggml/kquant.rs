@@ -20,7 +20,8 @@ pub(super) fn nearest_int(f: f32) -> i32 {
 /// destination is a char, so callers truncate the result with `as u8` / `as i8`.
 #[inline(always)]
 pub(super) fn cvtt(f: f32) -> i32 {
-    if f.is_nan() || f >= 2_147_483_648.0 || f < -2_147_483_648.0 {
+    // NaN lies outside every range, so it takes this branch too.
+    if !(-2_147_483_648.0..2_147_483_648.0).contains(&f) {
         i32::MIN
     } else {
         f as i32

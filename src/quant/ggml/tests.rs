@@ -3,7 +3,7 @@
 
 use sha2::{Digest, Sha256};
 
-use super::inputs::make_input;
+use super::inputs::{make_input, DISTS};
 use super::{quantize_row, quantize_rows_par, supports};
 use crate::gguf::GgmlType;
 use crate::quant::QuantError;
@@ -39,13 +39,6 @@ fn cases() -> Vec<Case<'static>> {
         .collect()
 }
 
-fn ggml_type(name: &str) -> GgmlType {
-    [GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q4K, GgmlType::Q5K, GgmlType::Q6K]
-        .into_iter()
-        .find(|t| t.name() == name)
-        .unwrap_or_else(|| panic!("unknown type {name}"))
-}
-
 fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
@@ -53,7 +46,7 @@ fn sha256_hex(bytes: &[u8]) -> String {
 #[test]
 fn generator_matches_the_c_harness() {
     let inputs: Vec<_> = cases().into_iter().filter(|c| c.kind == "input").collect();
-    assert_eq!(inputs.len(), 10);
+    assert_eq!(inputs.len(), DISTS as usize);
     for c in inputs {
         let x = make_input(c.dist, c.nrows, c.n, c.seed);
         let bytes: Vec<u8> = x.iter().flat_map(|v| v.to_le_bytes()).collect();
