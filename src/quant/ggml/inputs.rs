@@ -3,7 +3,7 @@
 //! and Rust. Also compiled into benches/quant.rs (by path), so it uses nothing crate-local.
 
 /// Number of input distributions (ids 0..DISTS), described in scripts/quant-vectors/README.md.
-pub const DISTS: u32 = 10;
+pub const DISTS: u32 = 11;
 
 struct Stream(u64);
 
@@ -83,6 +83,18 @@ impl Stream {
                 }
                 _ => self.grid(),
             },
+            10 => {
+                let k = self.next_u64() % 16;
+                match k {
+                    0 => f32::NAN,
+                    1 => f32::INFINITY,
+                    2 => f32::NEG_INFINITY,
+                    3 => 3e38,
+                    4 => -3e38,
+                    5 => 1e-45,
+                    _ => self.gauss(),
+                }
+            }
             _ => 0.0,
         }
     }

@@ -75,7 +75,7 @@ fn check_type(ty: GgmlType) {
         }
         checked += 1;
     }
-    assert_eq!(checked, 13, "vectors for {}", ty.name());
+    assert_eq!(checked, 14, "vectors for {}", ty.name());
 }
 
 #[test]
