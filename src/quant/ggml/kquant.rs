@@ -99,12 +99,15 @@ pub(super) fn make_qkx2_lanes<const N: usize, const LANES: usize>(
         iscale[k] = p.nmax as f32 / (max[k] - min[k]);
         scale[k] = 1.0 / iscale[k];
     }
+    // Levels live as f32 (exact small integers) until the end, so that every update below
+    // is a branch-free select the compiler can vectorize.
+    let mut best_l = [[0f32; LANES]; N];
     let mut best_error = [0f32; LANES];
     for i in 0..N {
         for k in 0..LANES {
-            let l = nearest_int(iscale[k] * (x[i][k] - min[k])).clamp(0, p.nmax);
-            l_out[i][k] = l as u8;
-            let diff = scale[k] * l as f32 + min[k] - x[i][k];
+            let l = nearest_int(iscale[k] * (x[i][k] - min[k])).clamp(0, p.nmax) as f32;
+            best_l[i][k] = l;
+            let diff = scale[k] * l + min[k] - x[i][k];
             best_error[k] += w[i][k] * (diff * diff);
         }
     }
@@ -148,15 +151,24 @@ pub(super) fn make_qkx2_lanes<const N: usize, const LANES: usize>(
                 cur_error[k] += w[i][k] * (diff * diff);
             }
         }
+        let mut better = [false; LANES];
         for k in 0..LANES {
-            if ok[k] && cur_error[k] < best_error[k] {
-                for i in 0..N {
-                    l_out[i][k] = laux[i][k] as u8;
+            better[k] = ok[k] && cur_error[k] < best_error[k];
+            best_error[k] = if better[k] { cur_error[k] } else { best_error[k] };
+            scale[k] = if better[k] { this_scale[k] } else { scale[k] };
+            min[k] = if better[k] { this_min[k] } else { min[k] };
+        }
+        if better.contains(&true) {
+            for (bl, la) in best_l.iter_mut().zip(&laux) {
+                for k in 0..LANES {
+                    bl[k] = if better[k] { la[k] } else { bl[k] };
                 }
-                best_error[k] = cur_error[k];
-                scale[k] = this_scale[k];
-                min[k] = this_min[k];
             }
+        }
+    }
+    for (lo, bl) in l_out.iter_mut().zip(&best_l) {
+        for k in 0..LANES {
+            lo[k] = bl[k] as u8;
         }
     }
     // A flat lane (all elements equal and <= 0) returns early in C, before any search;
@@ -208,43 +220,51 @@ pub(super) fn make_qx_lanes<const N: usize, const LANES: usize>(
     for k in 0..LANES {
         iscale[k] = -(nmax as f32) / max[k];
     }
-    let (mut sumlx, mut suml2) = qx_sums(nmax, x, &w, &wx, &iscale, l_out);
+    // Signed levels live as f32 until the end so that updates are vectorizable selects.
+    let mut best_l = [[0f32; LANES]; N];
+    let (mut sumlx, mut suml2) = qx_sums(nmax, x, &w, &wx, &iscale, &mut best_l);
     let mut scale = [0f32; LANES];
     let mut best = [0f32; LANES];
     for k in 0..LANES {
         scale[k] = if suml2[k] != 0.0 { sumlx[k] / suml2[k] } else { 0.0 };
         best[k] = scale[k] * sumlx[k];
     }
-    let mut trial = [[0i8; LANES]; N];
+    let mut trial = [[0f32; LANES]; N];
     for is in (-9..=9).filter(|&is| is != 0) {
         let num = -(nmax as f32 + 0.1f32 * is as f32);
         for k in 0..LANES {
             iscale[k] = num / max[k];
         }
         (sumlx, suml2) = qx_sums(nmax, x, &w, &wx, &iscale, &mut trial);
+        let mut better = [false; LANES];
         for k in 0..LANES {
-            if suml2[k] > 0.0 && sumlx[k] * sumlx[k] > best[k] * suml2[k] {
-                for i in 0..N {
-                    l_out[i][k] = trial[i][k];
+            better[k] = suml2[k] > 0.0 && sumlx[k] * sumlx[k] > best[k] * suml2[k];
+            scale[k] = if better[k] { sumlx[k] / suml2[k] } else { scale[k] };
+            best[k] = if better[k] { scale[k] * sumlx[k] } else { best[k] };
+        }
+        if better.contains(&true) {
+            for (bl, tl) in best_l.iter_mut().zip(&trial) {
+                for k in 0..LANES {
+                    bl[k] = if better[k] { tl[k] } else { bl[k] };
                 }
-                scale[k] = sumlx[k] / suml2[k];
-                best[k] = scale[k] * sumlx[k];
             }
         }
     }
     // An all-zero lane returns before any search, with levels 0 (no +nmax offset).
+    let mut zero = [false; LANES];
     for k in 0..LANES {
-        if amax[k] < 1e-15 {
-            for row in l_out.iter_mut() {
-                row[k] = 0;
-            }
-            scale[k] = 0.0;
+        zero[k] = amax[k] < 1e-15;
+        scale[k] = if zero[k] { 0.0 } else { scale[k] };
+    }
+    for (lo, bl) in l_out.iter_mut().zip(&best_l) {
+        for k in 0..LANES {
+            lo[k] = if zero[k] { 0 } else { (bl[k] as i32 + nmax) as i8 };
         }
     }
     scale
 }
 
-/// One pass of `make_qx_quants`: levels for `iscale` (stored `+nmax`) and the sums
+/// One pass of `make_qx_quants`: signed levels for `iscale` and the sums
 /// Σ w·x·l and Σ w·l·l, accumulated in element order per lane.
 #[inline(always)]
 fn qx_sums<const N: usize, const LANES: usize>(
@@ -253,15 +273,14 @@ fn qx_sums<const N: usize, const LANES: usize>(
     w: &[[f32; LANES]; N],
     wx: &[[f32; LANES]; N],
     iscale: &[f32; LANES],
-    levels: &mut [[i8; LANES]; N],
+    levels: &mut [[f32; LANES]; N],
 ) -> ([f32; LANES], [f32; LANES]) {
     let mut sumlx = [0f32; LANES];
     let mut suml2 = [0f32; LANES];
     for i in 0..N {
         for k in 0..LANES {
-            let l = nearest_int(iscale[k] * x[i][k]).clamp(-nmax, nmax - 1);
-            levels[i][k] = (l + nmax) as i8;
-            let lf = l as f32;
+            let lf = nearest_int(iscale[k] * x[i][k]).clamp(-nmax, nmax - 1) as f32;
+            levels[i][k] = lf;
             sumlx[k] += wx[i][k] * lf;
             suml2[k] += w[i][k] * lf * lf;
         }
