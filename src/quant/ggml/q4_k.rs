@@ -9,12 +9,14 @@ pub(super) const BLOCK_BYTES: usize = 144;
 const SEARCH: Qkx2 = Qkx2 { nmax: 15, rmin: -1.0, rdelta: 0.1, nstep: 20 };
 
 /// Quantizes whole super-blocks; `out` holds exactly `x.len() / 256 * 144` bytes.
+#[inline(always)]
 pub(super) fn quantize_blocks(x: &[f32], out: &mut [u8]) {
     for (xb, ob) in x.chunks_exact(BLOCK).zip(out.chunks_exact_mut(BLOCK_BYTES)) {
         quantize_block(xb, ob);
     }
 }
 
+#[inline(always)]
 fn quantize_block(xb: &[f32], ob: &mut [u8]) {
     let xt = transpose(xb);
     let w = weights(&xt);
@@ -68,6 +70,7 @@ pub(super) fn weights(xt: &[[f32; 8]; 32]) -> [[f32; 8]; 32] {
 }
 
 /// The super-block's f16 `d`, `dmin` and the 12 packed 6-bit (scale, min) bytes.
+#[inline(always)]
 pub(super) fn pack_scales(scales: &[f32; 8], mins: &[f32; 8]) -> (u16, u16, [u8; 12]) {
     let mut max_scale = 0f32;
     let mut max_min = 0f32;

@@ -10,12 +10,14 @@ pub(super) const BLOCK_BYTES: usize = 176;
 const SEARCH: Qkx2 = Qkx2 { nmax: 31, rmin: -0.5, rdelta: 0.1, nstep: 15 };
 
 /// Quantizes whole super-blocks; `out` holds exactly `x.len() / 256 * 176` bytes.
+#[inline(always)]
 pub(super) fn quantize_blocks(x: &[f32], out: &mut [u8]) {
     for (xb, ob) in x.chunks_exact(BLOCK).zip(out.chunks_exact_mut(BLOCK_BYTES)) {
         quantize_block(xb, ob);
     }
 }
 
+#[inline(always)]
 fn quantize_block(xb: &[f32], ob: &mut [u8]) {
     let xt = transpose(xb);
     let w = weights(&xt);

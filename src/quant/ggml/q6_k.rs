@@ -7,12 +7,14 @@ pub(super) const BLOCK: usize = 256;
 pub(super) const BLOCK_BYTES: usize = 210;
 
 /// Quantizes whole super-blocks; `out` holds exactly `x.len() / 256 * 210` bytes.
+#[inline(always)]
 pub(super) fn quantize_blocks(x: &[f32], out: &mut [u8]) {
     for (xb, ob) in x.chunks_exact(BLOCK).zip(out.chunks_exact_mut(BLOCK_BYTES)) {
         quantize_block(xb, ob);
     }
 }
 
+#[inline(always)]
 fn quantize_block(xb: &[f32], ob: &mut [u8]) {
     // Sub-block `ib` becomes lane `ib`: xt[i][ib] = x[16ib + i].
     let mut xt = [[0f32; 16]; 16];
@@ -51,6 +53,7 @@ fn quantize_block(xb: &[f32], ob: &mut [u8]) {
 
 /// Levels from the stored scales by division; lanes whose scale is 0 keep their search
 /// levels (including the no-offset zeros of an all-zero sub-block).
+#[inline(always)]
 fn requantize(xt: &[[f32; 16]; 16], d: u16, sc: &[i8; 16], levels: &mut [[i8; 16]; 16]) {
     let mut dq = [0f32; 16];
     let mut keep = [false; 16];
@@ -67,6 +70,7 @@ fn requantize(xt: &[[f32; 16]; 16], d: u16, sc: &[i8; 16], levels: &mut [[i8; 16
 }
 
 /// `ql` (low 4 bits) and `qh` (high 2 bits) as the reference interleaves them.
+#[inline(always)]
 fn pack(levels: &[[i8; 16]; 16], ob: &mut [u8]) {
     let q = |e: usize| levels[e % 16][e / 16] as u8;
     let (ql, rest) = ob.split_at_mut(128);

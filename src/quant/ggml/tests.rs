@@ -146,3 +146,24 @@ fn rejects_partial_blocks_ragged_rows_and_unsupported_types() {
     assert!(out.is_empty());
     assert!(supports(GgmlType::Q6K) && !supports(GgmlType::F16));
 }
+
+#[test]
+fn generic_build_equals_dispatched_build() {
+    let x = make_input(10, 2, 512, 99);
+    let generic: [(GgmlType, super::BlockKernel); 7] = [
+        (GgmlType::Q8_0, super::q8_0::quantize_blocks),
+        (GgmlType::Q4_0, super::q4_0::quantize_blocks),
+        (GgmlType::Q5_0, super::q5_0::quantize_blocks),
+        (GgmlType::Q5_1, super::q5_1::quantize_blocks),
+        (GgmlType::Q4K, super::q4_k::quantize_blocks),
+        (GgmlType::Q5K, super::q5_k::quantize_blocks),
+        (GgmlType::Q6K, super::q6_k::quantize_blocks),
+    ];
+    for (ty, kernel) in generic {
+        let mut dispatched = Vec::new();
+        quantize_row(ty, &x, &mut dispatched).unwrap();
+        let mut plain = vec![0u8; dispatched.len()];
+        kernel(&x, &mut plain);
+        assert_eq!(plain, dispatched, "{}", ty.name());
+    }
+}
