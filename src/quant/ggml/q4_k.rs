@@ -2,7 +2,7 @@
 //! sub-blocks, each with a 6-bit scale and min, 4-bit levels. The super-block pipeline here
 //! is shared with Q5_K, which differs only in the search tuning and the level packing.
 
-use super::kquant::{f16_value, fp16, make_qkx2_lanes, nearest_int, Qkx2};
+use super::kquant::{f16_value, fp16, make_qkx2_lanes, mask, nearest_int, pick, Qkx2};
 
 pub(super) const BLOCK: usize = 256;
 pub(super) const BLOCK_BYTES: usize = 144;
@@ -64,7 +64,7 @@ fn group<const LANES: usize>(
 ) {
     let xt = transpose::<LANES>(xs);
     let w = weights(&xt);
-    let mut levels = [[0u8; LANES]; 32];
+    let mut levels = [[0f32; LANES]; 32];
     let sm = make_qkx2_lanes(search, &xt, &w, &mut levels);
     let mut dq = [0f32; LANES];
     let mut dm = [0f32; LANES];
@@ -81,8 +81,14 @@ fn group<const LANES: usize>(
         }
     }
     requantize(&xt, &dq, &dm, search.nmax, &mut levels);
+    let mut bytes = [[0u8; LANES]; 32];
+    for (br, lr) in bytes.iter_mut().zip(&levels) {
+        for k in 0..LANES {
+            br[k] = lr[k] as u8;
+        }
+    }
     for (s, ob) in os.chunks_exact_mut(block_bytes).enumerate() {
-        pack(&levels, 8 * s, ob);
+        pack(&bytes, 8 * s, ob);
     }
 }
 
@@ -170,12 +176,16 @@ fn requantize<const LANES: usize>(
     dq: &[f32; LANES],
     dm: &[f32; LANES],
     nmax: i32,
-    levels: &mut [[u8; LANES]; 32],
+    levels: &mut [[f32; LANES]; 32],
 ) {
+    let mut keep = [0u32; LANES];
+    for k in 0..LANES {
+        keep[k] = mask(dq[k] == 0.0);
+    }
     for (lr, xr) in levels.iter_mut().zip(xt) {
         for k in 0..LANES {
-            let l = nearest_int((xr[k] + dm[k]) / dq[k]).clamp(0, nmax) as u8;
-            lr[k] = if dq[k] == 0.0 { lr[k] } else { l };
+            let l = nearest_int((xr[k] + dm[k]) / dq[k]).clamp(0, nmax) as f32;
+            lr[k] = pick(keep[k], lr[k], l);
         }
     }
 }
