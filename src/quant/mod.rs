@@ -5,6 +5,7 @@
 //! numpy `quantize` (F16 via `astype`, BF16 and Q8_0 after a cast to f32). This module
 //! reproduces each step bit for bit, a chunk at a time, without per-element allocation.
 
+pub mod ggml;
 mod q8_0;
 pub mod scalar;
 
