@@ -22,8 +22,9 @@ pub struct InspectArgs {
     /// Print JSON instead of text.
     #[arg(long)]
     json: bool,
-    /// Also compute the virtual GGUF header for this output type (f32, f16, bf16, q8_0) and
-    /// print its KVs and tensor table like gguf-dump.
+    /// Also compute the virtual GGUF header for this output type (f32, f16, bf16, q8_0, or a
+    /// llama-quantize type: q4_k_m, q5_k_m, q6_k, q4_0, q8_0-lq) and print its KVs and tensor
+    /// table like gguf-dump (for llama-quantize types: its per-tensor type choices).
     #[arg(long, value_parser = super::pull::parse_outtype)]
     outtype: Option<OutType>,
 }
