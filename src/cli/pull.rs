@@ -33,7 +33,9 @@ pub struct PullArgs {
 
 /// Parses `--outtype`.
 pub fn parse_outtype(s: &str) -> Result<OutType, String> {
-    OutType::parse(s).ok_or_else(|| format!("unknown output type {s:?} (expected f32, f16, bf16, q8_0, q4_k_m, q5_k_m, q6_k, q4_0 or q8_0-lq)"))
+    OutType::parse(s).ok_or_else(|| {
+        format!("unknown output type {s:?} (expected f32, f16, bf16, q8_0, q4_k_m, q5_k_m, q6_k, q4_0 or q8_0-lq)")
+    })
 }
 
 /// Runs the subcommand.

@@ -11,7 +11,13 @@ use super::scalar::{f16_bits_to_f32, f32_to_f16_bits};
 use super::{convert_row, ggml, output_len, QuantError};
 
 /// Source elements → the values of the F16 file (after `op`'s model arithmetic) → `dst`.
-pub(super) fn convert(src: Dtype, input: &[u8], op: ElemOp, dst: GgmlType, out: &mut Vec<u8>) -> Result<(), QuantError> {
+pub(super) fn convert(
+    src: Dtype,
+    input: &[u8],
+    op: ElemOp,
+    dst: GgmlType,
+    out: &mut Vec<u8>,
+) -> Result<(), QuantError> {
     let stage = if op.rounds_f16() { GgmlType::F16 } else { GgmlType::F32 };
     let mut staged = Vec::new();
     convert_row(src, input, op.model_op(), stage, &mut staged)?;
@@ -105,20 +111,5 @@ mod tests {
         convert_row(Dtype::F32, &x, ElemOp::RoundF16, GgmlType::F16, &mut a).unwrap();
         convert_row(Dtype::F32, &x, ElemOp::None, GgmlType::F16, &mut b).unwrap();
         assert_eq!(a, b);
-    }
-}
-#[cfg(test)]
-mod speed {
-    #[test]
-    #[ignore]
-    fn debug_speed() {
-        use crate::gguf::GgmlType;
-        let x: Vec<f32> = (0..1 << 20).map(|i| ((i * 37 % 101) as f32 - 50.0) * 0.0123).collect();
-        for ty in [GgmlType::Q6K, GgmlType::Q4K, GgmlType::Q8_0, GgmlType::Q5_0] {
-            let t = std::time::Instant::now();
-            let mut out = Vec::new();
-            super::encode(&x, ty, &mut out).unwrap();
-            eprintln!("{ty:?}: {:.2} M/s", 1.0 / t.elapsed().as_secs_f64());
-        }
     }
 }

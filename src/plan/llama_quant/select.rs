@@ -363,6 +363,9 @@ mod tests {
         assert_eq!(s.choose("blk.0.attn_output.weight", &[256, 256], GgmlType::F16).unwrap(), GgmlType::Q5K);
         let mut s = Selector::new(OutType::Q5KM, facts(2, 8), ["blk.0.attn_v.weight"]);
         assert_eq!(s.choose("blk.0.attn_output.weight", &[256, 256], GgmlType::F16).unwrap(), GgmlType::Q5K);
-        assert_eq!(s.choose("blk.9.ffn_down_exps.weight", &[256, 256, 8], GgmlType::F16), Err(SelectError::BadLayer { layer: 9, n_layer: 2 }));
+        assert_eq!(
+            s.choose("blk.9.ffn_down_exps.weight", &[256, 256, 8], GgmlType::F16),
+            Err(SelectError::BadLayer { layer: 9, n_layer: 2 })
+        );
     }
 }
