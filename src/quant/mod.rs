@@ -212,9 +212,8 @@ fn widen_to_f32(src: Dtype, input: &[u8], x: &mut [f32]) {
 }
 
 fn apply_op(op: ElemOp, x: &mut [f32]) {
-    match op.model_op() {
-        ElemOp::AddOne => x.iter_mut().for_each(|v| *v += 1.0),
-        _ => {}
+    if op.model_op() == ElemOp::AddOne {
+        x.iter_mut().for_each(|v| *v += 1.0);
     }
 }
 
