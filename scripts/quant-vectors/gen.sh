@@ -12,11 +12,11 @@ h=$(mktemp -d)/harness
 out="$root/src/quant/ggml/testdata/vectors.txt"
 types="Q8_0 Q4_0 Q6_K Q4_K Q5_K Q5_0 Q5_1"
 {
-  for dist in 0 1 2 3 4 5 6 7 8 9; do
+  for dist in 0 1 2 3 4 5 6 7 8 9 10; do
     echo "input - $dist 4 512 $((1000 + dist)) $("$h" input $dist 4 512 $((1000 + dist)) | sha256sum | cut -d' ' -f1)"
   done
   for ty in $types; do
-    for dist in 0 1 2 3 4 5 6 7 8 9; do
+    for dist in 0 1 2 3 4 5 6 7 8 9 10; do
       echo "sha $ty $dist 4 512 $((1000 + dist)) $("$h" gen $ty $dist 4 512 $((1000 + dist)) | sha256sum | cut -d' ' -f1)"
     done
     echo "sha $ty 9 16 4096 42 $("$h" gen $ty 9 16 4096 42 | sha256sum | cut -d' ' -f1)"

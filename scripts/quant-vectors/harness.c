@@ -7,6 +7,7 @@
 //   harness input <dist> <nrows> <n_per_row> <seed>          f32 input (LE) to stdout
 //   harness bench <type> <dist> <nrows> <n_per_row> <seed> <reps>
 //                 prints "<elements per second, one thread>"
+#include <math.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -61,6 +62,12 @@ static float element(int dist, int64_t row, int64_t i, int sub) {
         case 6: { float g = gauss(); return g < 0.0f ? -g : g; }
         default: return grid();
         }
+    case 10: {
+        // Values llama-quantize would reject after quantizing, still worth matching.
+        static const float special[6] = {NAN, INFINITY, -INFINITY, 3e38f, -3e38f, 1e-45f};
+        uint64_t k = next_u64() % 16;
+        return k < 6 ? special[k] : gauss();
+    }
     }
     return 0.0f;
 }

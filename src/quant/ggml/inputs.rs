@@ -3,7 +3,7 @@
 //! and Rust. Also compiled into benches/quant.rs (by path), so it uses nothing crate-local.
 
 /// Number of input distributions (ids 0..DISTS), described in scripts/quant-vectors/README.md.
-pub const DISTS: u32 = 10;
+pub const DISTS: u32 = 11;
 
 struct Stream(u64);
 
@@ -38,15 +38,15 @@ impl Stream {
             0 => self.gauss(),
             1 => self.sym(),
             3 => {
-                if row % 2 == 0 {
+                if row.is_multiple_of(2) {
                     0.37
                 } else {
                     -1.25
                 }
             }
-            4 => self.gauss() * if row % 2 == 0 { 1e-36 } else { 1e-41 },
+            4 => self.gauss() * if row.is_multiple_of(2) { 1e-36 } else { 1e-41 },
             5 => {
-                if row % 2 == 0 {
+                if row.is_multiple_of(2) {
                     self.gauss() * 1e6
                 } else {
                     self.sym() * 60000.0
@@ -55,7 +55,7 @@ impl Stream {
             6 => {
                 let g = self.gauss();
                 if i % 32 == (row * 7) % 32 {
-                    if (i / 32) % 2 == 0 {
+                    if (i / 32).is_multiple_of(2) {
                         1.5
                     } else {
                         -2.0
@@ -83,6 +83,18 @@ impl Stream {
                 }
                 _ => self.grid(),
             },
+            10 => {
+                let k = self.next_u64() % 16;
+                match k {
+                    0 => f32::NAN,
+                    1 => f32::INFINITY,
+                    2 => f32::NEG_INFINITY,
+                    3 => 3e38,
+                    4 => -3e38,
+                    5 => 1e-45,
+                    _ => self.gauss(),
+                }
+            }
             _ => 0.0,
         }
     }

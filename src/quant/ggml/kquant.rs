@@ -20,7 +20,8 @@ pub(super) fn nearest_int(f: f32) -> i32 {
 /// destination is a char, so callers truncate the result with `as u8` / `as i8`.
 #[inline(always)]
 pub(super) fn cvtt(f: f32) -> i32 {
-    if f.is_nan() || f >= 2_147_483_648.0 || f < -2_147_483_648.0 {
+    // NaN lies outside every range, so it takes this branch too.
+    if !(-2_147_483_648.0..2_147_483_648.0).contains(&f) {
         i32::MIN
     } else {
         f as i32
@@ -50,6 +51,19 @@ pub(super) fn f16_value(h: u16) -> f32 {
     f16_bits_to_f32(h)
 }
 
+/// All-ones when `c` holds: lane masks kept as integers (not `bool` arrays) so that the
+/// selects below compile to vector blends.
+#[inline(always)]
+pub(super) fn mask(c: bool) -> u32 {
+    (c as u32).wrapping_neg()
+}
+
+/// `m ? a : b` on the bits: exact for every f32, NaN payloads included.
+#[inline(always)]
+pub(super) fn pick(m: u32, a: f32, b: f32) -> f32 {
+    f32::from_bits((a.to_bits() & m) | (b.to_bits() & !m))
+}
+
 /// Tuning of `make_qkx2_quants` for one k-quant type (Q4_K: 15, -1, 0.1, 20).
 pub(super) struct Qkx2 {
     pub nmax: i32,
@@ -65,13 +79,14 @@ pub(super) struct ScaleMin<const LANES: usize> {
 }
 
 /// ggml's `make_qkx2_quants` with `use_mad = false` (the only setting Q4_K/Q5_K use) on
-/// `LANES` sub-blocks of `N` elements at once; writes the chosen levels to `l_out`.
+/// `LANES` sub-blocks of `N` elements at once; writes the chosen levels (small integers,
+/// as f32) to `levels`.
 #[inline(always)]
 pub(super) fn make_qkx2_lanes<const N: usize, const LANES: usize>(
     p: &Qkx2,
     x: &[[f32; LANES]; N],
     w: &[[f32; LANES]; N],
-    l_out: &mut [[u8; LANES]; N],
+    levels: &mut [[f32; LANES]; N],
 ) -> ScaleMin<LANES> {
     let mut min = x[0];
     let mut max = x[0];
@@ -91,19 +106,23 @@ pub(super) fn make_qkx2_lanes<const N: usize, const LANES: usize>(
     }
     let mut iscale = [0f32; LANES];
     let mut scale = [0f32; LANES];
-    let mut flat = [false; LANES];
+    let mut flat = [0u32; LANES];
     for k in 0..LANES {
         min[k] = if min[k] > 0.0 { 0.0 } else { min[k] };
-        flat[k] = max[k] == min[k];
+        flat[k] = mask(max[k] == min[k]);
         iscale[k] = p.nmax as f32 / (max[k] - min[k]);
         scale[k] = 1.0 / iscale[k];
     }
+    // The levels of a lane are a pure function of the (iscale, min) pair that produced
+    // them, so the search remembers the winning pair and recomputes them once at the end
+    // rather than copying 32 levels whenever a trial wins.
+    let mut best_iscale = iscale;
+    let mut best_from = min;
     let mut best_error = [0f32; LANES];
     for i in 0..N {
         for k in 0..LANES {
-            let l = nearest_int(iscale[k] * (x[i][k] - min[k])).clamp(0, p.nmax);
-            l_out[i][k] = l as u8;
-            let diff = scale[k] * l as f32 + min[k] - x[i][k];
+            let l = nearest_int(iscale[k] * (x[i][k] - min[k])).clamp(0, p.nmax) as f32;
+            let diff = scale[k] * l + min[k] - x[i][k];
             best_error[k] += w[i][k] * (diff * diff);
         }
     }
@@ -129,16 +148,15 @@ pub(super) fn make_qkx2_lanes<const N: usize, const LANES: usize>(
         }
         let mut this_scale = [0f32; LANES];
         let mut this_min = [0f32; LANES];
-        let mut ok = [false; LANES];
+        let mut ok = [0u32; LANES];
         for k in 0..LANES {
             let d = sum_w[k] * sum_l2[k] - sum_l[k] * sum_l[k];
-            ok[k] = d > 0.0;
-            this_scale[k] = (sum_w[k] * sum_xl[k] - sum_x[k] * sum_l[k]) / d;
-            this_min[k] = (sum_l2[k] * sum_x[k] - sum_l[k] * sum_xl[k]) / d;
-            if this_min[k] > 0.0 {
-                this_min[k] = 0.0;
-                this_scale[k] = sum_xl[k] / sum_l2[k];
-            }
+            ok[k] = mask(d > 0.0);
+            let s = (sum_w[k] * sum_xl[k] - sum_x[k] * sum_l[k]) / d;
+            let m = (sum_l2[k] * sum_x[k] - sum_l[k] * sum_xl[k]) / d;
+            let positive = mask(m > 0.0);
+            this_scale[k] = pick(positive, sum_xl[k] / sum_l2[k], s);
+            this_min[k] = pick(positive, 0.0, m);
         }
         let mut cur_error = [0f32; LANES];
         for i in 0..N {
@@ -148,50 +166,47 @@ pub(super) fn make_qkx2_lanes<const N: usize, const LANES: usize>(
             }
         }
         for k in 0..LANES {
-            if ok[k] && cur_error[k] < best_error[k] {
-                for i in 0..N {
-                    l_out[i][k] = laux[i][k] as u8;
-                }
-                best_error[k] = cur_error[k];
-                scale[k] = this_scale[k];
-                min[k] = this_min[k];
-            }
+            let better = ok[k] & mask(cur_error[k] < best_error[k]);
+            best_iscale[k] = pick(better, iscale[k], best_iscale[k]);
+            best_from[k] = pick(better, min[k], best_from[k]);
+            best_error[k] = pick(better, cur_error[k], best_error[k]);
+            scale[k] = pick(better, this_scale[k], scale[k]);
+            min[k] = pick(better, this_min[k], min[k]);
         }
     }
-    // A flat lane (all elements equal and <= 0) returns early in C, before any search;
-    // its lane of the search above computed garbage from a zero range, discarded here.
+    // A flat lane (all elements equal and <= 0) returns early in C, before any search,
+    // with levels 0; its lane of the search above worked on garbage from a zero range.
+    for i in 0..N {
+        for k in 0..LANES {
+            let l = nearest_int(best_iscale[k] * (x[i][k] - best_from[k])).clamp(0, p.nmax) as f32;
+            levels[i][k] = pick(flat[k], 0.0, l);
+        }
+    }
     let mut the_min = [0f32; LANES];
     for k in 0..LANES {
-        if flat[k] {
-            for row in l_out.iter_mut() {
-                row[k] = 0;
-            }
-            scale[k] = 0.0;
-            min[k] = max[k];
-        }
-        the_min[k] = -min[k];
+        scale[k] = pick(flat[k], 0.0, scale[k]);
+        the_min[k] = -pick(flat[k], max[k], min[k]);
     }
     ScaleMin { scale, the_min }
 }
 
 /// ggml's `make_qx_quants(n, nmax, x, L, rmse_type = 1, qw = NULL)` (the Q6_K search) on
-/// `LANES` sub-blocks of `N` elements; writes `L + nmax` levels to `l_out` and returns the
-/// signed scale of each lane.
+/// `LANES` sub-blocks of `N` elements; writes the `L + nmax` levels (as f32) to `levels`
+/// and returns the signed scale of each lane.
 #[inline(always)]
 pub(super) fn make_qx_lanes<const N: usize, const LANES: usize>(
     nmax: i32,
     x: &[[f32; LANES]; N],
-    l_out: &mut [[i8; LANES]; N],
+    levels: &mut [[f32; LANES]; N],
 ) -> [f32; LANES] {
     let mut amax = [0f32; LANES];
     let mut max = [0f32; LANES];
     for row in x {
         for k in 0..LANES {
             let ax = row[k].abs();
-            if ax > amax[k] {
-                amax[k] = ax;
-                max[k] = row[k];
-            }
+            let m = mask(ax > amax[k]);
+            amax[k] = pick(m, ax, amax[k]);
+            max[k] = pick(m, row[k], max[k]);
         }
     }
     // rmse_type 1 weighs by x²; w and w·x are the same f32 in every pass.
@@ -207,44 +222,45 @@ pub(super) fn make_qx_lanes<const N: usize, const LANES: usize>(
     for k in 0..LANES {
         iscale[k] = -(nmax as f32) / max[k];
     }
-    let (mut sumlx, mut suml2) = qx_sums(nmax, x, &w, &wx, &iscale, l_out);
+    // As in make_qkx2_lanes, remember the winning iscale and recompute levels at the end.
+    let mut best_iscale = iscale;
+    let (mut sumlx, mut suml2) = qx_sums(nmax, x, &w, &wx, &iscale);
     let mut scale = [0f32; LANES];
     let mut best = [0f32; LANES];
     for k in 0..LANES {
-        scale[k] = if suml2[k] != 0.0 { sumlx[k] / suml2[k] } else { 0.0 };
+        scale[k] = pick(mask(suml2[k] != 0.0), sumlx[k] / suml2[k], 0.0);
         best[k] = scale[k] * sumlx[k];
     }
-    let mut trial = [[0i8; LANES]; N];
     for is in (-9..=9).filter(|&is| is != 0) {
         let num = -(nmax as f32 + 0.1f32 * is as f32);
         for k in 0..LANES {
             iscale[k] = num / max[k];
         }
-        (sumlx, suml2) = qx_sums(nmax, x, &w, &wx, &iscale, &mut trial);
+        (sumlx, suml2) = qx_sums(nmax, x, &w, &wx, &iscale);
         for k in 0..LANES {
-            if suml2[k] > 0.0 && sumlx[k] * sumlx[k] > best[k] * suml2[k] {
-                for i in 0..N {
-                    l_out[i][k] = trial[i][k];
-                }
-                scale[k] = sumlx[k] / suml2[k];
-                best[k] = scale[k] * sumlx[k];
-            }
+            let better = mask(suml2[k] > 0.0) & mask(sumlx[k] * sumlx[k] > best[k] * suml2[k]);
+            best_iscale[k] = pick(better, iscale[k], best_iscale[k]);
+            scale[k] = pick(better, sumlx[k] / suml2[k], scale[k]);
+            best[k] = pick(better, scale[k] * sumlx[k], best[k]);
         }
     }
     // An all-zero lane returns before any search, with levels 0 (no +nmax offset).
+    let mut zero = [0u32; LANES];
     for k in 0..LANES {
-        if amax[k] < 1e-15 {
-            for row in l_out.iter_mut() {
-                row[k] = 0;
-            }
-            scale[k] = 0.0;
+        zero[k] = mask(amax[k] < 1e-15);
+        scale[k] = pick(zero[k], 0.0, scale[k]);
+    }
+    for i in 0..N {
+        for k in 0..LANES {
+            let l = nearest_int(best_iscale[k] * x[i][k]).clamp(-nmax, nmax - 1) + nmax;
+            levels[i][k] = pick(zero[k], 0.0, l as f32);
         }
     }
     scale
 }
 
-/// One pass of `make_qx_quants`: levels for `iscale` (stored `+nmax`) and the sums
-/// Σ w·x·l and Σ w·l·l, accumulated in element order per lane.
+/// One pass of `make_qx_quants`: the sums Σ w·x·l and Σ w·l·l over the signed levels for
+/// `iscale`, accumulated in element order per lane.
 #[inline(always)]
 fn qx_sums<const N: usize, const LANES: usize>(
     nmax: i32,
@@ -252,15 +268,12 @@ fn qx_sums<const N: usize, const LANES: usize>(
     w: &[[f32; LANES]; N],
     wx: &[[f32; LANES]; N],
     iscale: &[f32; LANES],
-    levels: &mut [[i8; LANES]; N],
 ) -> ([f32; LANES], [f32; LANES]) {
     let mut sumlx = [0f32; LANES];
     let mut suml2 = [0f32; LANES];
     for i in 0..N {
         for k in 0..LANES {
-            let l = nearest_int(iscale[k] * x[i][k]).clamp(-nmax, nmax - 1);
-            levels[i][k] = (l + nmax) as i8;
-            let lf = l as f32;
+            let lf = nearest_int(iscale[k] * x[i][k]).clamp(-nmax, nmax - 1) as f32;
             sumlx[k] += wx[i][k] * lf;
             suml2[k] += w[i][k] * lf * lf;
         }

@@ -8,6 +8,7 @@ pub(super) const BLOCK: usize = 32;
 pub(super) const BLOCK_BYTES: usize = 22;
 
 /// Quantizes whole blocks; `out` holds exactly `x.len() / 32 * 22` bytes.
+#[inline(always)]
 pub(super) fn quantize_blocks(x: &[f32], out: &mut [u8]) {
     for (xb, ob) in x.chunks_exact(BLOCK).zip(out.chunks_exact_mut(BLOCK_BYTES)) {
         let (d, id) = signed_max_scale(xb, -16.0);

@@ -3,7 +3,7 @@
 
 use sha2::{Digest, Sha256};
 
-use super::inputs::make_input;
+use super::inputs::{make_input, DISTS};
 use super::{quantize_row, quantize_rows_par, supports};
 use crate::gguf::GgmlType;
 use crate::quant::QuantError;
@@ -39,13 +39,6 @@ fn cases() -> Vec<Case<'static>> {
         .collect()
 }
 
-fn ggml_type(name: &str) -> GgmlType {
-    [GgmlType::Q8_0, GgmlType::Q4_0, GgmlType::Q5_0, GgmlType::Q5_1, GgmlType::Q4K, GgmlType::Q5K, GgmlType::Q6K]
-        .into_iter()
-        .find(|t| t.name() == name)
-        .unwrap_or_else(|| panic!("unknown type {name}"))
-}
-
 fn sha256_hex(bytes: &[u8]) -> String {
     hex::encode(Sha256::digest(bytes))
 }
@@ -53,7 +46,7 @@ fn sha256_hex(bytes: &[u8]) -> String {
 #[test]
 fn generator_matches_the_c_harness() {
     let inputs: Vec<_> = cases().into_iter().filter(|c| c.kind == "input").collect();
-    assert_eq!(inputs.len(), 10);
+    assert_eq!(inputs.len(), DISTS as usize);
     for c in inputs {
         let x = make_input(c.dist, c.nrows, c.n, c.seed);
         let bytes: Vec<u8> = x.iter().flat_map(|v| v.to_le_bytes()).collect();
@@ -82,7 +75,7 @@ fn check_type(ty: GgmlType) {
         }
         checked += 1;
     }
-    assert_eq!(checked, 13, "vectors for {}", ty.name());
+    assert_eq!(checked, 14, "vectors for {}", ty.name());
 }
 
 #[test]
@@ -152,4 +145,25 @@ fn rejects_partial_blocks_ragged_rows_and_unsupported_types() {
     assert_eq!(quantize_row(GgmlType::Q2K, &x, &mut out), Err(QuantError::UnsupportedOutput(GgmlType::Q2K)));
     assert!(out.is_empty());
     assert!(supports(GgmlType::Q6K) && !supports(GgmlType::F16));
+}
+
+#[test]
+fn generic_build_equals_dispatched_build() {
+    let x = make_input(10, 2, 512, 99);
+    let generic: [(GgmlType, super::BlockKernel); 7] = [
+        (GgmlType::Q8_0, super::q8_0::quantize_blocks),
+        (GgmlType::Q4_0, super::q4_0::quantize_blocks),
+        (GgmlType::Q5_0, super::q5_0::quantize_blocks),
+        (GgmlType::Q5_1, super::q5_1::quantize_blocks),
+        (GgmlType::Q4K, super::q4_k::quantize_blocks),
+        (GgmlType::Q5K, super::q5_k::quantize_blocks),
+        (GgmlType::Q6K, super::q6_k::quantize_blocks),
+    ];
+    for (ty, kernel) in generic {
+        let mut dispatched = Vec::new();
+        quantize_row(ty, &x, &mut dispatched).unwrap();
+        let mut plain = vec![0u8; dispatched.len()];
+        kernel(&x, &mut plain);
+        assert_eq!(plain, dispatched, "{}", ty.name());
+    }
 }
