@@ -5,6 +5,7 @@
 
 mod support;
 
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::process::Command;
 use std::sync::Arc;
@@ -83,40 +84,78 @@ fn first_difference(file: &[u8], want: &serde_json::Value) -> String {
     "headers and tensor data match; padding differs".into()
 }
 
-/// Pulls every repo in `repos` as every llama-quantize type from `hub` and checks the sha256.
-/// The F16 layout (the costly vocabulary work) is built once per repo.
-fn check_all(hub: &ggufs_fakehub::FakeHub, repos: &[&str], failures: &mut Vec<String>) {
+/// The bytes of the virtual file `f`, read tensor by tensor. A tensor with the same name and
+/// type in an earlier file of the same repo (same plan, same type: the same code path) is
+/// taken from `seen`, so a big embedding that several types share is converted once.
+fn file_bytes(rt: &tokio::runtime::Runtime, f: &GgufFile, seen: &mut HashMap<(String, String), Vec<u8>>) -> Vec<u8> {
+    let layout = f.layout();
+    let mut out = layout.header.clone();
+    for t in &layout.tensors {
+        out.resize(t.file_offset as usize, 0);
+        let key = (t.info.name.clone(), t.info.ty.name().to_string());
+        if !seen.contains_key(&key) {
+            let data = rt.block_on(f.read_range(t.file_offset, t.nbytes())).unwrap_or_else(|e| panic!("{e}"));
+            seen.insert(key.clone(), data.to_vec());
+        }
+        out.extend_from_slice(&seen[&key]);
+    }
+    out.resize(f.size() as usize, 0);
+    out
+}
+
+/// Reads every repo in `repos` as every llama-quantize type from `hub` and checks the sha256;
+/// repos run in parallel threads (the F16 layout, built once per repo, is single-threaded work).
+fn check_all(hub: &ggufs_fakehub::FakeHub, repos: &[&str]) -> Vec<String> {
     let rt = runtime();
     let provider = {
         let _guard = rt.enter();
         HubProvider::new(Arc::new(client(hub)))
     };
-    for repo in repos {
+    let check_repo = |repo: &str| {
+        let mut failures = Vec::new();
         let source = rt.block_on(provider.source(repo, "main")).unwrap_or_else(|e| panic!("{repo}: {e}"));
         let f16 = build(&source, OutType::F16).unwrap_or_else(|e| panic!("{repo}: {e}"));
+        let mut seen = HashMap::new();
         for t in OutType::QUANTIZED {
             let want = expected(repo, t);
             let layout = quantize(&f16, t).unwrap_or_else(|e| panic!("{repo} {t:?}: {e}"));
             let f = GgufFile::new(Arc::new(layout), source.clone(), provider.reader(&source));
-            let dir = tempfile::tempdir().unwrap();
-            let dest = dir.path().join("out.gguf");
-            if let Err(e) = rt.block_on(ggufs::pull::pull_to(&f, &dest, |_| {})) {
-                failures.push(format!("{repo} {}: pull failed: {e}", t.name()));
-                continue;
-            }
-            let bytes = std::fs::read(&dest).unwrap();
+            let bytes = file_bytes(&rt, &f, &mut seen);
             if want["sha256"].as_str() != Some(sha256_hex(&bytes).as_str()) {
                 failures.push(format!("{repo} {}: {}", t.name(), first_difference(&bytes, &want)));
             }
         }
+        failures
+    };
+    std::thread::scope(|s| {
+        let handles: Vec<_> = repos.iter().map(|repo| s.spawn(|| check_repo(repo))).collect();
+        handles.into_iter().flat_map(|h| h.join().expect("repo check panicked")).collect()
+    })
+}
+
+/// One whole-file pull per type (the path `ggufs pull` takes) agrees with the tensor-wise reads.
+#[test]
+fn pull_writes_the_llama_quantize_file() {
+    let root = assemble_breadth_root();
+    let hub = start_hub_at(root.path());
+    let rt = runtime();
+    let client = Arc::new(client(&hub));
+    let repo = KQUANT_FIXTURES[1];
+    for t in [OutType::Q4KM, OutType::LlamaQ8_0] {
+        let f = rt.block_on(ggufs::remote::open_file(client.clone(), repo, "main", t)).unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let dest = dir.path().join("out.gguf");
+        rt.block_on(ggufs::pull::pull_to(&f, &dest, |_| {})).expect("pull");
+        let bytes = std::fs::read(&dest).unwrap();
+        let want = expected(repo, t);
+        assert_eq!(Some(sha256_hex(&bytes).as_str()), want["sha256"].as_str(), "{}", first_difference(&bytes, &want));
     }
 }
 
 #[test]
 fn public_fixtures_equal_llama_quantize_output() {
     let hub = start_hub();
-    let mut failures = Vec::new();
-    check_all(&hub, &FIXTURES, &mut failures);
+    let failures = check_all(&hub, &FIXTURES);
     assert!(failures.is_empty(), "{} files differ from llama-quantize:\n{}", failures.len(), failures.join("\n"));
 }
 
@@ -124,8 +163,7 @@ fn public_fixtures_equal_llama_quantize_output() {
 fn kquant_fixtures_equal_llama_quantize_output() {
     let root = assemble_breadth_root();
     let hub = start_hub_at(root.path());
-    let mut failures = Vec::new();
-    check_all(&hub, &KQUANT_FIXTURES, &mut failures);
+    let failures = check_all(&hub, &KQUANT_FIXTURES);
     assert!(failures.is_empty(), "{} files differ from llama-quantize:\n{}", failures.len(), failures.join("\n"));
 }
 
