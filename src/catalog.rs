@@ -55,9 +55,20 @@ impl RepoModel {
         let not_convertible = |e: layout::PlanError| VfsError::NotFound(e.to_string());
         let first = layout::build(&source, OutType::ALL[0]).map_err(not_convertible)?;
         let mut files = Vec::new();
-        for t in OutType::ALL {
-            let layout =
-                if t == first.outtype { first.clone() } else { layout::retype(&first, t).map_err(not_convertible)? };
+        let mut f16 = None;
+        for t in OutType::MOUNTED {
+            let layout = if t == first.outtype {
+                first.clone()
+            } else if t.is_llama_quantize() {
+                // llama-quantize's files are made from the F16 file, built just above
+                let f16 = f16.as_ref().ok_or_else(|| VfsError::Io("F16 layout missing".into()))?;
+                crate::plan::llama_quant::quantize(f16, t).map_err(not_convertible)?
+            } else {
+                layout::retype(&first, t).map_err(not_convertible)?
+            };
+            if t == OutType::F16 {
+                f16 = Some(layout.clone());
+            }
             files.push((format!("{name}-{}.gguf", t.name()), Arc::new(layout)));
         }
         Ok(Self { source, files, passthrough: Vec::new(), passthrough_source: None })

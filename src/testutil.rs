@@ -29,12 +29,14 @@ pub const FIXTURES: [&str; 7] = [
 
 /// The breadth fixture repos committed in this repo (`tests/fixtures/hub`), whose tokenizer
 /// files come from the shared corpus directory named in their `tokenizer-from.txt`.
-pub const BREADTH_FIXTURES: [&str; 5] = [
+pub const BREADTH_FIXTURES: [&str; 7] = [
     "Qwen/Qwen3-0.6B",
     "meta-llama/Llama-3.2-1B-Instruct",
     "EleutherAI/pythia-70m",
     "Qwen/Qwen3-30B-A3B",
     "Qwen/Qwen1.5-MoE-A2.7B",
+    "TinyLlama/TinyLlama-1.1B-Chat-v0.6",
+    "HuggingFaceTB/SmolLM2-360M-Instruct",
 ];
 
 /// This repo's `tests/fixtures` directory.

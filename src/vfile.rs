@@ -210,7 +210,7 @@ impl GgufFile {
 
     fn convert_f32(&self, t: &LaidTensor, vals: &[f32]) -> Result<Vec<u8>, ReadError> {
         let mut out = Vec::new();
-        quant::convert_f32_row(vals, t.info.ty, &mut out).map_err(|e| self.quant_err(t, e))?;
+        quant::convert_f32_row_op(vals, t.f32_op, t.info.ty, &mut out).map_err(|e| self.quant_err(t, e))?;
         Ok(out)
     }
 

@@ -51,7 +51,8 @@ pub struct InspectArgs {
     /// With --outtype: leave out the tensor list (gguf_dump's --no-tensors).
     #[arg(long, requires = "outtype")]
     no_tensors: bool,
-    /// Show the virtual GGUF of this output type (f32, f16, bf16, q8_0).
+    /// Show the virtual GGUF of this output type (f32, f16, bf16, q8_0, or a llama-quantize type:
+    /// q4_k_m, q5_k_m, q6_k, q4_0, q8_0-lq, whose per-tensor type choices are listed too).
     #[arg(long, value_parser = super::pull::parse_outtype)]
     outtype: Option<OutType>,
 }

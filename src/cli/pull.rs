@@ -45,7 +45,8 @@ Examples:
 pub struct PullArgs {
     /// `ORG/REPO` or `ORG/REPO@REVISION`.
     repo: String,
-    /// Output type: f32, f16, bf16 or q8_0.
+    /// Output type: f32, f16, bf16, q8_0 (the converter), or q4_k_m, q5_k_m, q6_k, q4_0,
+    /// q8_0-lq (llama-quantize of the F16 file).
     #[arg(long, default_value = "f16", value_parser = parse_outtype)]
     outtype: OutType,
     /// Output file (default: `<REPO>-<TYPE>.gguf` in the current directory).
@@ -63,7 +64,9 @@ pub struct PullArgs {
 
 /// Parses `--outtype`.
 pub fn parse_outtype(s: &str) -> Result<OutType, String> {
-    OutType::parse(s).ok_or_else(|| format!("unknown output type {s:?} (expected f32, f16, bf16 or q8_0)"))
+    OutType::parse(s).ok_or_else(|| {
+        format!("unknown output type {s:?} (expected f32, f16, bf16, q8_0, q4_k_m, q5_k_m, q6_k, q4_0 or q8_0-lq)")
+    })
 }
 
 /// Runs the subcommand.

@@ -8,7 +8,7 @@ use crate::gguf::{self, writer, GgmlType, KvMap, TensorInfo, Value};
 use crate::metadata::{self, MetadataError, MetadataInput};
 use crate::source::SourceModel;
 
-use super::{OutType, PlannedTensor};
+use super::{ElemOp, OutType, PlannedTensor};
 
 /// Why a virtual file cannot be laid out.
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +29,10 @@ pub struct LaidTensor {
     /// Absolute offset of the first data byte in the file.
     pub file_offset: u64,
     pub plan: PlannedTensor,
+    /// What f32-valued data (transposed or generated tensors, which carry no `ElemOp` in
+    /// their plan) goes through before encoding: `RoundF16` when llama-quantize
+    /// re-quantizes the tensor from the F16 file.
+    pub f32_op: ElemOp,
 }
 
 impl LaidTensor {
@@ -59,6 +63,9 @@ pub struct Layout {
 /// KVs (converter-spec §2.1): architecture, extra-tensor KVs, general block, architecture
 /// block, quantization version, tokenizer block.
 pub fn build(source: &SourceModel, outtype: OutType) -> Result<Layout, PlanError> {
+    if outtype.is_llama_quantize() {
+        return super::llama_quant::quantize(&build(source, OutType::F16)?, outtype);
+    }
     let repo = || source.repo_id.clone();
     let arch_err = |e| PlanError::Arch { repo: repo(), source: e };
     let ctx = ModelCtx::new(source, outtype).map_err(arch_err)?;
@@ -83,7 +90,18 @@ pub fn build(source: &SourceModel, outtype: OutType) -> Result<Layout, PlanError
 /// The same model as another output type. Only `general.file_type` and the tensor types
 /// (hence offsets) differ between output types, so the vocabulary and metadata work of
 /// `build` is not repeated.
+///
+/// llama-quantize types are made from the F16 layout; `layout` itself must be a converter
+/// type (a quantized layout has lost the converter's tensor order and KVs).
 pub fn retype(layout: &Layout, outtype: OutType) -> Result<Layout, PlanError> {
+    if layout.outtype.is_llama_quantize() {
+        let reason = format!("cannot re-type a {} layout", layout.outtype.name());
+        return Err(PlanError::Tensor { repo: layout.repo_id.clone(), name: String::new(), reason });
+    }
+    if outtype.is_llama_quantize() {
+        let f16 = if layout.outtype == OutType::F16 { layout.clone() } else { retype(layout, OutType::F16)? };
+        return super::llama_quant::quantize(&f16, outtype);
+    }
     let arch =
         arch::lookup(&layout.hf_arch).map_err(|e| PlanError::Arch { repo: layout.repo_id.clone(), source: e })?;
     let mut kv = layout.kv.clone();
@@ -110,7 +128,7 @@ fn assemble(
     let tensors = infos
         .into_iter()
         .zip(planned)
-        .map(|(info, plan)| LaidTensor { file_offset: data_start + info.offset, info, plan })
+        .map(|(info, plan)| LaidTensor { file_offset: data_start + info.offset, info, plan, f32_op: ElemOp::None })
         .collect();
     Layout { repo_id, commit, outtype, gguf_arch: arch.gguf_arch(), hf_arch, kv, header, tensors, size }
 }

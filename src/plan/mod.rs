@@ -2,6 +2,7 @@
 //! and how each output row is produced from source rows.
 
 pub mod layout;
+pub mod llama_quant;
 
 use crate::gguf::GgmlType;
 
@@ -12,11 +13,43 @@ pub enum OutType {
     F16,
     BF16,
     Q8_0,
+    /// llama-quantize's `Q4_K_M` of the reference F16 file (not a converter type).
+    Q4KM,
+    /// llama-quantize's `Q5_K_M` of the reference F16 file.
+    Q5KM,
+    /// llama-quantize's `Q6_K` of the reference F16 file.
+    Q6K,
+    /// llama-quantize's `Q4_0` of the reference F16 file.
+    Q4_0,
+    /// llama-quantize's `Q8_0` of the reference F16 file: differs from the converter's own
+    /// Q8_0 (F16 rounding first, llama-quantize's layout), so it exists for parity checks.
+    LlamaQ8_0,
 }
 
 impl OutType {
-    /// All output types, in the order the mount lists them.
+    /// The converter's output types (`convert_hf_to_gguf.py --outtype`).
     pub const ALL: [OutType; 4] = [OutType::F32, OutType::F16, OutType::BF16, OutType::Q8_0];
+
+    /// The types made by `llama-quantize` from the F16 file.
+    pub const QUANTIZED: [OutType; 5] = [OutType::Q4KM, OutType::Q5KM, OutType::Q6K, OutType::Q4_0, OutType::LlamaQ8_0];
+
+    /// What the mount lists, in order (the parity-only `LlamaQ8_0` is left out: its name
+    /// would clash with the converter's Q8_0 in users' minds).
+    pub const MOUNTED: [OutType; 8] = [
+        OutType::F32,
+        OutType::F16,
+        OutType::BF16,
+        OutType::Q8_0,
+        OutType::Q4KM,
+        OutType::Q5KM,
+        OutType::Q6K,
+        OutType::Q4_0,
+    ];
+
+    /// True for the types llama-quantize makes from the F16 file.
+    pub fn is_llama_quantize(self) -> bool {
+        Self::QUANTIZED.contains(&self)
+    }
 
     /// Upper-case name used in file names (`F16`, `Q8_0`).
     pub fn name(self) -> &'static str {
@@ -25,12 +58,17 @@ impl OutType {
             OutType::F16 => "F16",
             OutType::BF16 => "BF16",
             OutType::Q8_0 => "Q8_0",
+            OutType::Q4KM => "Q4_K_M",
+            OutType::Q5KM => "Q5_K_M",
+            OutType::Q6K => "Q6_K",
+            OutType::Q4_0 => "Q4_0",
+            OutType::LlamaQ8_0 => "Q8_0-LQ",
         }
     }
 
-    /// Parses `f16`, `F16`, `q8_0`...
+    /// Parses `f16`, `F16`, `q8_0`, `q4_k_m`, `q8_0-lq`...
     pub fn parse(s: &str) -> Option<Self> {
-        Self::ALL.into_iter().find(|t| t.name().eq_ignore_ascii_case(s))
+        Self::ALL.into_iter().chain(Self::QUANTIZED).find(|t| t.name().eq_ignore_ascii_case(s))
     }
 
     /// `general.file_type` (LlamaFileType).
@@ -39,17 +77,26 @@ impl OutType {
             OutType::F32 => 0,
             OutType::F16 => 1,
             OutType::BF16 => 32,
-            OutType::Q8_0 => 7,
+            OutType::Q8_0 | OutType::LlamaQ8_0 => 7,
+            OutType::Q4KM => 15,
+            OutType::Q5KM => 17,
+            OutType::Q6K => 18,
+            OutType::Q4_0 => 2,
         }
     }
 
-    /// The ggml type a quantizable tensor gets.
+    /// The ggml type a quantizable tensor gets (for llama-quantize types: the ftype's
+    /// default, before llama-quantize's per-tensor rules).
     pub fn ggml_type(self) -> GgmlType {
         match self {
             OutType::F32 => GgmlType::F32,
             OutType::F16 => GgmlType::F16,
             OutType::BF16 => GgmlType::BF16,
-            OutType::Q8_0 => GgmlType::Q8_0,
+            OutType::Q8_0 | OutType::LlamaQ8_0 => GgmlType::Q8_0,
+            OutType::Q4KM => GgmlType::Q4K,
+            OutType::Q5KM => GgmlType::Q5K,
+            OutType::Q6K => GgmlType::Q6K,
+            OutType::Q4_0 => GgmlType::Q4_0,
         }
     }
 }
@@ -99,6 +146,34 @@ pub enum ElemOp {
     None,
     /// Gemma RMSNorm weights are stored as w-1.
     AddOne,
+    /// llama-quantize reads the F16 file: the values are rounded to F16 (as the converter's
+    /// F16 output) before they are widened and quantized.
+    RoundF16,
+    /// `AddOne` in the working dtype, then `RoundF16`.
+    AddOneRoundF16,
+}
+
+impl ElemOp {
+    /// This op followed by rounding to F16 (what llama-quantize's input holds).
+    pub fn then_round_f16(self) -> Self {
+        match self {
+            ElemOp::None | ElemOp::RoundF16 => ElemOp::RoundF16,
+            ElemOp::AddOne | ElemOp::AddOneRoundF16 => ElemOp::AddOneRoundF16,
+        }
+    }
+
+    /// The model arithmetic alone, without the F16 staging.
+    pub fn model_op(self) -> Self {
+        match self {
+            ElemOp::None | ElemOp::RoundF16 => ElemOp::None,
+            ElemOp::AddOne | ElemOp::AddOneRoundF16 => ElemOp::AddOne,
+        }
+    }
+
+    /// True when the values pass through F16 before the final encoding.
+    pub fn rounds_f16(self) -> bool {
+        matches!(self, ElemOp::RoundF16 | ElemOp::AddOneRoundF16)
+    }
 }
 
 /// Where the data of one output tensor comes from.

@@ -8,6 +8,9 @@
 pub mod ggml;
 mod q8_0;
 pub mod scalar;
+mod staged;
+
+pub use staged::convert_f32_row_op;
 
 #[cfg(test)]
 mod reference_tests;
@@ -45,6 +48,13 @@ pub fn output_len(dst: GgmlType, n: usize) -> Result<usize, QuantError> {
         GgmlType::F16 | GgmlType::BF16 => Ok(n * 2),
         GgmlType::Q8_0 if n.is_multiple_of(q8_0::BLOCK) => Ok(n / q8_0::BLOCK * q8_0::BLOCK_BYTES),
         GgmlType::Q8_0 => Err(QuantError::PartialBlock { ty: dst, n, block: q8_0::BLOCK }),
+        other if ggml::supports(other) => {
+            let (block, bytes) = other.block();
+            if !(n as u64).is_multiple_of(block) {
+                return Err(QuantError::PartialBlock { ty: dst, n, block: block as usize });
+            }
+            Ok((n as u64 / block * bytes) as usize)
+        }
         other => Err(QuantError::UnsupportedOutput(other)),
     }
 }
@@ -59,6 +69,9 @@ pub fn convert_row(src: Dtype, input: &[u8], op: ElemOp, dst: GgmlType, out: &mu
     if !input.len().is_multiple_of(size) {
         return Err(QuantError::RaggedInput { dtype: src, len: input.len() });
     }
+    if is_staged(op, dst) {
+        return staged::convert(src, input, op, dst, out);
+    }
     let n = input.len() / size;
     let start = out.len();
     out.resize(start + output_len(dst, n)?, 0);
@@ -68,6 +81,9 @@ pub fn convert_row(src: Dtype, input: &[u8], op: ElemOp, dst: GgmlType, out: &mu
 
 /// Converts already-f32 values (generated tensors, transposed data) to `dst`, appending to `out`.
 pub fn convert_f32_row(input: &[f32], dst: GgmlType, out: &mut Vec<u8>) -> Result<(), QuantError> {
+    if is_staged(ElemOp::None, dst) {
+        return staged::encode(input, dst, out);
+    }
     let start = out.len();
     out.resize(start + output_len(dst, input.len())?, 0);
     let step = output_len(dst, CHUNK)?;
@@ -95,6 +111,10 @@ pub fn convert_rows_par(
     let n = input.len() / size;
     if row_len == 0 || !n.is_multiple_of(row_len) {
         return Err(QuantError::RaggedRows { row_len, n });
+    }
+    if is_staged(op, dst) {
+        output_len(dst, row_len)?;
+        return staged::convert(src, input, op, dst, out);
     }
     let row_out = output_len(dst, row_len)?;
     let start = out.len();
@@ -192,10 +212,15 @@ fn widen_to_f32(src: Dtype, input: &[u8], x: &mut [f32]) {
 }
 
 fn apply_op(op: ElemOp, x: &mut [f32]) {
-    match op {
-        ElemOp::None => {}
-        ElemOp::AddOne => x.iter_mut().for_each(|v| *v += 1.0),
+    if op.model_op() == ElemOp::AddOne {
+        x.iter_mut().for_each(|v| *v += 1.0);
     }
+}
+
+/// Whether `dst` is made the llama-quantize way (F16 file values, then ggml's kernels)
+/// rather than directly by the converter's encoders.
+fn is_staged(op: ElemOp, dst: GgmlType) -> bool {
+    op.rounds_f16() || !matches!(dst, GgmlType::F32 | GgmlType::F16 | GgmlType::BF16 | GgmlType::Q8_0)
 }
 
 /// Converts into a stack buffer first and stores the bytes in a second pass: two simple

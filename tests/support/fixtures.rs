@@ -7,12 +7,14 @@ use std::path::{Path, PathBuf};
 use super::shared_dir;
 
 /// The breadth fixture repos (families beyond the seven public fixtures).
-pub const BREADTH: [&str; 5] = [
+pub const BREADTH: [&str; 7] = [
     "Qwen/Qwen3-0.6B",
     "meta-llama/Llama-3.2-1B-Instruct",
     "EleutherAI/pythia-70m",
     "Qwen/Qwen3-30B-A3B",
     "Qwen/Qwen1.5-MoE-A2.7B",
+    "TinyLlama/TinyLlama-1.1B-Chat-v0.6",
+    "HuggingFaceTB/SmolLM2-360M-Instruct",
 ];
 
 const TOKENIZER_FILES: [&str; 6] =
