@@ -29,7 +29,7 @@ pub const FIXTURES: [&str; 7] = [
 
 /// The breadth fixture repos committed in this repo (`tests/fixtures/hub`), whose tokenizer
 /// files come from the shared corpus directory named in their `tokenizer-from.txt`.
-pub const BREADTH_FIXTURES: [&str; 9] = [
+pub const BREADTH_FIXTURES: [&str; 10] = [
     "Qwen/Qwen3-0.6B",
     "meta-llama/Llama-3.2-1B-Instruct",
     "EleutherAI/pythia-70m",
@@ -39,6 +39,7 @@ pub const BREADTH_FIXTURES: [&str; 9] = [
     "bigcode/starcoder2-3b",
     "ggufs-fixtures/tinyllama-f32-weights",
     "ggufs-fixtures/tinyllama-f16-weights",
+    "ggufs-fixtures/tinyllama-mixed-weights",
 ];
 
 /// This repo's `tests/fixtures` directory.
