@@ -29,7 +29,7 @@ pub const FIXTURES: [&str; 7] = [
 
 /// The breadth fixture repos committed in this repo (`tests/fixtures/hub`), whose tokenizer
 /// files come from the shared corpus directory named in their `tokenizer-from.txt`.
-pub const BREADTH_FIXTURES: [&str; 13] = [
+pub const BREADTH_FIXTURES: [&str; 14] = [
     "Qwen/Qwen3-0.6B",
     "meta-llama/Llama-3.2-1B-Instruct",
     "EleutherAI/pythia-70m",
@@ -43,6 +43,7 @@ pub const BREADTH_FIXTURES: [&str; 13] = [
     "ggufs-fixtures/tinyllama-f32-weights",
     "ggufs-fixtures/tinyllama-f16-weights",
     "ggufs-fixtures/tinyllama-mixed-weights",
+    "ggufs-fixtures/gemma-3-f16-weights",
 ];
 
 /// This repo's `tests/fixtures` directory.

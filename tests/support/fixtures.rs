@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use super::shared_dir;
 
 /// The breadth fixture repos (families beyond the seven public fixtures).
-pub const BREADTH: [&str; 13] = [
+pub const BREADTH: [&str; 14] = [
     "Qwen/Qwen3-0.6B",
     "meta-llama/Llama-3.2-1B-Instruct",
     "EleutherAI/pythia-70m",
@@ -21,6 +21,7 @@ pub const BREADTH: [&str; 13] = [
     "ggufs-fixtures/tinyllama-f32-weights",
     "ggufs-fixtures/tinyllama-f16-weights",
     "ggufs-fixtures/tinyllama-mixed-weights",
+    "ggufs-fixtures/gemma-3-f16-weights",
 ];
 
 const TOKENIZER_FILES: [&str; 6] =
