@@ -210,7 +210,11 @@ fn gemma3_embedding_is_cut_to_tokenizer_json_vocab() {
 #[test]
 fn unknown_architecture_names_the_supported_ones() {
     let e = lookup("FooForCausalLM").err().unwrap().to_string();
-    assert!(e.contains("FooForCausalLM") && e.contains("LlamaForCausalLM"), "{e}");
+    assert!(e.contains("FooForCausalLM"), "{e}");
+    for name in super::supported() {
+        assert!(e.contains(name), "{name} missing from: {e}");
+    }
+    assert!(e.contains("GraniteMoeForCausalLM") && e.contains("Olmo2ForCausalLM"), "{e}");
 }
 
 #[test]
