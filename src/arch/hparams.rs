@@ -105,7 +105,8 @@ fn is_null_or_absent(c: &Obj, k: &str) -> bool {
 
 /// The computations the config classes' `__init__` make beyond storing arguments.
 fn derive_fields(model_type: &str, c: &mut Obj) -> Option<()> {
-    const KV_FROM_HEADS: [&str; 6] = ["llama", "mistral", "mixtral", "qwen2", "qwen3", "phi3"];
+    const KV_FROM_HEADS: [&str; 9] =
+        ["llama", "mistral", "mixtral", "qwen2", "qwen3", "phi3", "olmo2", "granite", "granitemoe"];
     if KV_FROM_HEADS.contains(&model_type) && is_null_or_absent(c, "num_key_value_heads") {
         let heads = c.get("num_attention_heads").cloned().unwrap_or(Json::Null);
         c.insert("num_key_value_heads".into(), heads);
@@ -157,6 +158,7 @@ fn derive_fields(model_type: &str, c: &mut Obj) -> Option<()> {
                 return None;
             }
         }
+        "stablelm" | "starcoder2" => mirror_rope_type(c),
         "gemma2" => set_pattern_layer_types(c, 2)?,
         "gemma3_text" => {
             if c.get("use_bidirectional_attention").and_then(Json::as_bool) == Some(true) {
@@ -288,10 +290,7 @@ mod tests {
         for (name, case) in &cases {
             let raw = raw_config(case);
             let model_type = raw["model_type"].as_str().unwrap();
-            if table(model_type).is_none() {
-                assert!(["granitemoe"].contains(&model_type), "{name}: no defaults for {model_type}");
-                continue;
-            }
+            assert!(table(model_type).is_some(), "{name}: no defaults for {model_type}");
             let ours = load(&raw).unwrap();
             let theirs = match case["expected"].as_object() {
                 Some(e) => e.clone(),
@@ -319,6 +318,11 @@ mod tests {
             "gpt2",
             "gemma3_text",
             "gemma3",
+            "olmo2",
+            "granite",
+            "granitemoe",
+            "stablelm",
+            "starcoder2",
         ] {
             assert!(table(t).is_some(), "{t}");
         }

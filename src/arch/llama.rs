@@ -121,14 +121,14 @@ impl Architecture for Llama {
     }
 }
 
-fn head_dim_from_sizes(ctx: &ModelCtx) -> Result<u64, ArchError> {
+pub fn head_dim_from_sizes(ctx: &ModelCtx) -> Result<u64, ArchError> {
     let hidden = ctx.find_u64(&["hidden_size"])?;
     let heads = ctx.find_u64(&["num_attention_heads"])?;
     hidden.checked_div(heads).ok_or_else(|| ArchError::Config("num_attention_heads is 0".into()))
 }
 
-/// `LlamaModel.permute` as a row order, checking that the rows split into 2·`n_head` blocks.
-fn permute(name: &str, item: &Item, n_head: u64) -> Result<RowOrder, ArchError> {
+/// `LlamaModel.permute` as a row order (Granite shares it), checking that the rows split into 2·`n_head` blocks.
+pub fn permute(name: &str, item: &Item, n_head: u64) -> Result<RowOrder, ArchError> {
     let rows = item.tensor.shape.first().copied().unwrap_or(0);
     // `n_head` comes from config.json: a huge value must be an error, not an overflow.
     if n_head.checked_mul(2).is_none_or(|blocks| blocks == 0 || rows % blocks != 0) {

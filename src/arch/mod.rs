@@ -7,13 +7,17 @@ pub mod experts;
 pub mod gemma3;
 pub mod gpt2;
 pub mod gptneox;
+pub mod granite;
 pub mod hparams;
 pub mod llama;
 pub mod names;
+pub mod olmo2;
 pub mod phi3;
 pub mod qwen2;
 pub mod qwen3;
 pub mod qwen_moe;
+pub mod stablelm;
+pub mod starcoder2;
 pub mod text;
 
 use serde_json::{Map, Value as Json};
@@ -117,6 +121,11 @@ static REGISTRY: &[(&str, &dyn Architecture)] = &[
     ("GPT2LMHeadModel", &gpt2::Gpt2),
     ("Gemma3ForCausalLM", &gemma3::Gemma3),
     ("Gemma3ForConditionalGeneration", &gemma3::Gemma3),
+    ("Olmo2ForCausalLM", &olmo2::Olmo2),
+    ("GraniteForCausalLM", &granite::GRANITE),
+    ("GraniteMoeForCausalLM", &granite::GRANITE_MOE),
+    ("StableLmForCausalLM", &stablelm::StableLm),
+    ("Starcoder2ForCausalLM", &starcoder2::Starcoder2),
 ];
 #[cfg(test)]
 mod tests;

@@ -59,6 +59,22 @@ pub const QK_NORM_BLOCK: &[NameRule] = &[
     ("model.layers.{bid}.self_attn.k_norm", "blk.{bid}.attn_k_norm"),
 ];
 
+/// OLMo-2's post-norms: `post_attention_layernorm` is a post-norm here, not the FFN pre-norm.
+pub const OLMO2_BLOCK: &[NameRule] = &[
+    ("model.layers.{bid}.post_attention_layernorm", "blk.{bid}.post_attention_norm"),
+    ("model.layers.{bid}.post_feedforward_layernorm", "blk.{bid}.post_ffw_norm"),
+];
+
+/// StarCoder2's GPT-style MLP inside a Llama-style block.
+pub const STARCODER2_BLOCK: &[NameRule] =
+    &[("model.layers.{bid}.mlp.c_fc", "blk.{bid}.ffn_up"), ("model.layers.{bid}.mlp.c_proj", "blk.{bid}.ffn_down")];
+
+/// Granite MoE: the router and the down projections (gate/up come fused, split by the family).
+pub const GRANITE_MOE_BLOCK: &[NameRule] = &[
+    ("model.layers.{bid}.block_sparse_moe.router.layer", "blk.{bid}.ffn_gate_inp"),
+    ("model.layers.{bid}.block_sparse_moe.output_linear", "blk.{bid}.ffn_down_exps"),
+];
+
 /// GPT-2, with and without the `transformer.` prefix.
 pub const GPT2: &[NameRule] = &[
     ("transformer.wte", "token_embd"),

@@ -178,6 +178,31 @@ fn qwen2moe_shared_expert_and_biases_bytes_match_golden() {
 }
 
 #[test]
+fn granitemoe_split_gate_up_and_permuted_qk_bytes_match_golden() {
+    let n = assert_bytes_match("ibm-granite/granite-3.1-1b-a400m-instruct", |t| t.name.starts_with("blk.0."));
+    assert_eq!(n, 10);
+    let n = assert_bytes_match("ibm-granite/granite-3.1-2b-instruct", |t| t.name.starts_with("blk.1."));
+    assert_eq!(n, 9);
+}
+
+#[test]
+fn olmo2_starcoder2_stablelm_block_bytes_match_golden() {
+    assert_eq!(assert_bytes_match("allenai/OLMo-2-1124-7B-Instruct", |t| t.name.starts_with("blk.0.")), 11);
+    assert_eq!(assert_bytes_match("bigcode/starcoder2-3b", |t| t.name.starts_with("blk.0.")), 16);
+    assert_eq!(assert_bytes_match("stabilityai/stablelm-3b-4e1t", |t| t.name.starts_with("blk.1.")), 11);
+}
+
+#[test]
+fn stablelm_per_head_qk_norms_are_refused() {
+    let mut src = fixture_source("stabilityai/stablelm-3b-4e1t");
+    let i = src.tensors.iter().position(|t| t.name == "model.layers.0.input_layernorm.bias").unwrap();
+    src.tensors[i].name = "model.layers.0.self_attn.q_layernorm.norms.0.weight".into();
+    let ctx = ModelCtx::new(&src, OutType::F16).unwrap();
+    let e = lookup(&ctx.hf_arch).unwrap().tensors(&ctx).err().unwrap().to_string();
+    assert!(e.contains("per-head"), "{e}");
+}
+
+#[test]
 fn qwen3_reranker_is_refused_not_converted_wrongly() {
     let mut src = fixture_source("Qwen/Qwen3-0.6B");
     src.files.insert("README.md", b"# Qwen3-Reranker-0.6B\n".to_vec());
@@ -210,7 +235,11 @@ fn gemma3_embedding_is_cut_to_tokenizer_json_vocab() {
 #[test]
 fn unknown_architecture_names_the_supported_ones() {
     let e = lookup("FooForCausalLM").err().unwrap().to_string();
-    assert!(e.contains("FooForCausalLM") && e.contains("LlamaForCausalLM"), "{e}");
+    assert!(e.contains("FooForCausalLM"), "{e}");
+    for name in super::supported() {
+        assert!(e.contains(name), "{name} missing from: {e}");
+    }
+    assert!(e.contains("GraniteMoeForCausalLM") && e.contains("Olmo2ForCausalLM"), "{e}");
 }
 
 #[test]

@@ -119,8 +119,11 @@ fn how(model: &SourceModel, t: &LaidTensor) -> String {
                 RowOrder::PermuteQk { n_head } => s.push_str(&format!(", Q/K rows permuted ({n_head} heads)")),
                 RowOrder::NeoxQkv { n_head } => s.push_str(&format!(", fused QKV regrouped ({n_head} heads)")),
                 RowOrder::Offset { start } => s.push_str(&format!(", rows from {start}")),
+                RowOrder::Strided { block, start, take } => {
+                    s.push_str(&format!(", rows {start}..{} of every {block}", start + take))
+                }
             }
-            if *op == ElemOp::AddOne {
+            if matches!(op, ElemOp::AddOne | ElemOp::AddOneRoundF16) {
                 s.push_str(", +1");
             }
             s

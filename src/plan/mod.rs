@@ -115,6 +115,9 @@ pub enum RowOrder {
     NeoxQkv { n_head: u64 },
     /// Output row r is source row r + start (splitting fused tensors, truncating embeddings).
     Offset { start: u64 },
+    /// A slice of every block of `block` source rows: `take` rows from row `start` of each
+    /// block (one half of a fused gate‖up projection stored per expert).
+    Strided { block: u64, start: u64, take: u64 },
 }
 
 impl RowOrder {
@@ -135,6 +138,7 @@ impl RowOrder {
                 h * 3 * d + which * d + i
             }
             RowOrder::Offset { start } => r + start,
+            RowOrder::Strided { block, start, take } => (r / take.max(1)) * block + start + r % take.max(1),
         }
     }
 }
@@ -222,6 +226,14 @@ mod tests {
         let p = RowOrder::PermuteQk { n_head: 2 };
         let got: Vec<u64> = (0..8).map(|r| p.source_row(r, 8)).collect();
         assert_eq!(got, vec![0, 2, 1, 3, 4, 6, 5, 7]);
+    }
+
+    #[test]
+    fn strided_takes_one_slice_of_each_block() {
+        // 2 experts of [gate 0..2 | up 2..4]: the up halves are rows 2, 3, 6, 7
+        let p = RowOrder::Strided { block: 4, start: 2, take: 2 };
+        let got: Vec<u64> = (0..4).map(|r| p.source_row(r, 4)).collect();
+        assert_eq!(got, vec![2, 3, 6, 7]);
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use super::shared_dir;
 
 /// The breadth fixture repos (families beyond the seven public fixtures).
-pub const BREADTH: [&str; 7] = [
+pub const BREADTH: [&str; 16] = [
     "Qwen/Qwen3-0.6B",
     "meta-llama/Llama-3.2-1B-Instruct",
     "EleutherAI/pythia-70m",
@@ -15,6 +15,15 @@ pub const BREADTH: [&str; 7] = [
     "Qwen/Qwen1.5-MoE-A2.7B",
     "TinyLlama/TinyLlama-1.1B-Chat-v0.6",
     "HuggingFaceTB/SmolLM2-360M-Instruct",
+    "allenai/OLMo-2-1124-7B-Instruct",
+    "ibm-granite/granite-3.1-2b-instruct",
+    "ibm-granite/granite-3.1-1b-a400m-instruct",
+    "stabilityai/stablelm-3b-4e1t",
+    "bigcode/starcoder2-3b",
+    "ggufs-fixtures/tinyllama-f32-weights",
+    "ggufs-fixtures/tinyllama-f16-weights",
+    "ggufs-fixtures/tinyllama-mixed-weights",
+    "ggufs-fixtures/gemma-3-f16-weights",
 ];
 
 const TOKENIZER_FILES: [&str; 6] =
