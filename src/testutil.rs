@@ -29,12 +29,15 @@ pub const FIXTURES: [&str; 7] = [
 
 /// The breadth fixture repos committed in this repo (`tests/fixtures/hub`), whose tokenizer
 /// files come from the shared corpus directory named in their `tokenizer-from.txt`.
-pub const BREADTH_FIXTURES: [&str; 5] = [
+pub const BREADTH_FIXTURES: [&str; 8] = [
     "Qwen/Qwen3-0.6B",
     "meta-llama/Llama-3.2-1B-Instruct",
     "EleutherAI/pythia-70m",
     "Qwen/Qwen3-30B-A3B",
     "Qwen/Qwen1.5-MoE-A2.7B",
+    "google/gemma-2b",
+    "google/gemma-2-2b-it",
+    "deepseek-ai/DeepSeek-V3",
 ];
 
 /// This repo's `tests/fixtures` directory.

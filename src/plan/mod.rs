@@ -68,6 +68,9 @@ pub enum RowOrder {
     NeoxQkv { n_head: u64 },
     /// Output row r is source row r + start (splitting fused tensors, truncating embeddings).
     Offset { start: u64 },
+    /// Rows grouped per head, `group` rows a head; each head keeps its rows `start..start+len`
+    /// (DeepSeek's `kv_b_proj` viewed as [heads, nope+v, in], the V part split off).
+    HeadSlice { group: u64, start: u64, len: u64 },
 }
 
 impl RowOrder {
@@ -88,6 +91,7 @@ impl RowOrder {
                 h * 3 * d + which * d + i
             }
             RowOrder::Offset { start } => r + start,
+            RowOrder::HeadSlice { group, start, len } => (r / len) * group + start + r % len,
         }
     }
 }
@@ -110,6 +114,10 @@ pub enum TensorSource {
     Rows { parts: Vec<usize>, order: RowOrder, rows_per_part: u64, row_len: u64, op: ElemOp },
     /// A 2-D source transposed (GPT-2 Conv1D): needs the whole source tensor.
     Transposed { src: usize },
+    /// A 2-D source `[heads·group, cols]` viewed as `[heads, group, cols]`; rows
+    /// `start..start+len` of each head, transposed per head to `[heads, cols, len]`
+    /// (DeepSeek's MLA `k_b` split out of `kv_b_proj`). Needs the whole source tensor.
+    HeadTransposed { src: usize, group: u64, start: u64, len: u64 },
     /// Data generated from the config (rope factors), already in f32.
     Generated(Vec<f32>),
 }
@@ -147,6 +155,14 @@ mod tests {
         let p = RowOrder::PermuteQk { n_head: 2 };
         let got: Vec<u64> = (0..8).map(|r| p.source_row(r, 8)).collect();
         assert_eq!(got, vec![0, 2, 1, 3, 4, 6, 5, 7]);
+    }
+
+    #[test]
+    fn head_slice_keeps_each_heads_tail() {
+        // 2 heads of 3 rows, keep rows 1..3 of each: [1 2 4 5]
+        let p = RowOrder::HeadSlice { group: 3, start: 1, len: 2 };
+        let got: Vec<u64> = (0..4).map(|r| p.source_row(r, 4)).collect();
+        assert_eq!(got, vec![1, 2, 4, 5]);
     }
 
     #[test]

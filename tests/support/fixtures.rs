@@ -7,12 +7,15 @@ use std::path::{Path, PathBuf};
 use super::shared_dir;
 
 /// The breadth fixture repos (families beyond the seven public fixtures).
-pub const BREADTH: [&str; 5] = [
+pub const BREADTH: [&str; 8] = [
     "Qwen/Qwen3-0.6B",
     "meta-llama/Llama-3.2-1B-Instruct",
     "EleutherAI/pythia-70m",
     "Qwen/Qwen3-30B-A3B",
     "Qwen/Qwen1.5-MoE-A2.7B",
+    "google/gemma-2b",
+    "google/gemma-2-2b-it",
+    "deepseek-ai/DeepSeek-V3",
 ];
 
 const TOKENIZER_FILES: [&str; 6] =
