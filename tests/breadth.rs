@@ -1,5 +1,5 @@
 //! The families beyond the public fixtures (Qwen3, Llama 3.x with llama3 rope, GPT-NeoX, Qwen3-MoE, Qwen2-MoE,
-//! Gemma, Gemma 2, DeepSeek V3):
+//! Gemma, Gemma 2, DeepSeek V3, DeepSeek V2):
 //! each breadth fixture in each output type, served by the fake Hub and pulled through the
 //! engine, is byte-identical to the reference converter's file.
 

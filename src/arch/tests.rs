@@ -259,3 +259,10 @@ fn deepseek_mla_split_expert_stacks_and_router_bias_bytes_match_golden() {
     // blk.1: 11 MLA/norm tensors + router, bias, 3 stacks, 3 shared; plus blk.0's k_b and v_b
     assert!(n >= 18, "{n}");
 }
+
+#[test]
+fn deepseek_v2_plain_q_proj_and_mla_split_bytes_match_golden() {
+    let n = assert_bytes_match("deepseek-ai/DeepSeek-V2-Lite", |t| t.name.starts_with("blk.1."));
+    // attn_norm, attn_q, kv_a_mqa, kv_a_norm, k_b, v_b, output, ffn_norm, router, 3 stacks, 3 shared
+    assert_eq!(n, 15);
+}
