@@ -29,7 +29,7 @@ pub const FIXTURES: [&str; 7] = [
 
 /// The breadth fixture repos committed in this repo (`tests/fixtures/hub`), whose tokenizer
 /// files come from the shared corpus directory named in their `tokenizer-from.txt`.
-pub const BREADTH_FIXTURES: [&str; 16] = [
+pub const BREADTH_FIXTURES: [&str; 20] = [
     "Qwen/Qwen3-0.6B",
     "meta-llama/Llama-3.2-1B-Instruct",
     "EleutherAI/pythia-70m",
@@ -46,6 +46,10 @@ pub const BREADTH_FIXTURES: [&str; 16] = [
     "ggufs-fixtures/tinyllama-f16-weights",
     "ggufs-fixtures/tinyllama-mixed-weights",
     "ggufs-fixtures/gemma-3-f16-weights",
+    "google/gemma-2b",
+    "google/gemma-2-2b-it",
+    "deepseek-ai/DeepSeek-V3",
+    "deepseek-ai/DeepSeek-V2-Lite",
 ];
 
 /// This repo's `tests/fixtures` directory.

@@ -117,7 +117,13 @@ impl GgufFile {
                 let converted = self.fetch_and_convert(t, runs, *op).await?;
                 (converted, r0 * row_len)
             }
-            TensorSource::Transposed { src } => (self.transposed(t, *src, e0..e1).await?, e0),
+            TensorSource::Transposed { src } => {
+                let rows = self.source.tensors[*src].shape.first().copied().unwrap_or(0);
+                (self.transposed(t, *src, (rows, 0, rows), e0..e1).await?, e0)
+            }
+            TensorSource::HeadTransposed { src, group, start, len } => {
+                (self.transposed(t, *src, (*group, *start, *len), e0..e1).await?, e0)
+            }
             TensorSource::Generated(values) => {
                 let vals = values.get(e0 as usize..e1 as usize).unwrap_or(&[]);
                 (self.convert_f32(t, vals)?, e0)
@@ -187,8 +193,15 @@ impl GgufFile {
         Ok(out)
     }
 
-    /// GPT-2 Conv1D weights: the whole source tensor is read, widened to f32, transposed.
-    async fn transposed(&self, t: &LaidTensor, src: usize, elems: Range<u64>) -> Result<Vec<u8>, ReadError> {
+    /// GPT-2 Conv1D weights and DeepSeek's `k_b`: the whole source tensor is read, widened
+    /// to f32, and each head's rows `start..start+len` (of `group`) are transposed.
+    async fn transposed(
+        &self,
+        t: &LaidTensor,
+        src: usize,
+        (group, start, len): (u64, u64, u64),
+        elems: Range<u64>,
+    ) -> Result<Vec<u8>, ReadError> {
         let st = &self.source.tensors[src];
         let raw = self
             .reader
@@ -203,8 +216,19 @@ impl GgufFile {
             [r, c] => (*r as usize, *c as usize),
             _ => return Err(self.convert_err(t, "transpose needs a 2-D source".into())),
         };
-        let out: Vec<f32> =
-            (elems.start as usize..elems.end as usize).map(|i| vals[(i % rows) * cols + i / rows]).collect();
+        let (group, start, len) = (group as usize, start as usize, len as usize);
+        if len == 0 || group == 0 || rows % group != 0 || start + len > group {
+            return Err(self.convert_err(t, "transpose: head rows do not fit the source".into()));
+        }
+        let per_head = cols * len;
+        let out: Option<Vec<f32>> = (elems.start as usize..elems.end as usize)
+            .map(|i| {
+                let (h, rem) = (i / per_head, i % per_head);
+                let (c, j) = (rem / len, rem % len);
+                vals.get((h * group + start + j) * cols + c).copied()
+            })
+            .collect();
+        let out = out.ok_or_else(|| self.convert_err(t, "transpose outside the source".into()))?;
         self.convert_f32(t, &out)
     }
 

@@ -1,5 +1,6 @@
 //! The families beyond the public fixtures (Qwen3, Llama 3.x with llama3 rope, GPT-NeoX, Qwen3-MoE, Qwen2-MoE,
-//! OLMo-2, Granite, Granite MoE, StableLM, StarCoder2) and the source-dtype paths (f32, f16, mixed weights):
+//! OLMo-2, Granite, Granite MoE, StableLM, StarCoder2, Gemma, Gemma 2, DeepSeek V3, DeepSeek V2) and the
+//! source-dtype paths (f32, f16, mixed weights):
 //! each breadth fixture in each output type, served by the fake Hub and pulled through the
 //! engine, is byte-identical to the reference converter's file.
 

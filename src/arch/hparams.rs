@@ -160,6 +160,7 @@ fn derive_fields(model_type: &str, c: &mut Obj) -> Option<()> {
         }
         "stablelm" | "starcoder2" => mirror_rope_type(c),
         "gemma2" => set_pattern_layer_types(c, 2)?,
+        "deepseek_v2" | "deepseek_v3" => deepseek_fields(model_type, c)?,
         "gemma3_text" => {
             if c.get("use_bidirectional_attention").and_then(Json::as_bool) == Some(true) {
                 let sw = int(c, "sliding_window")?;
@@ -171,6 +172,32 @@ fn derive_fields(model_type: &str, c: &mut Obj) -> Option<()> {
         }
         "phi3" => phi3_rope_scaling(c)?,
         _ => {}
+    }
+    Some(())
+}
+
+/// `DeepseekV2Config`/`DeepseekV3Config`: `head_dim` is always the RoPE part of a head,
+/// KV heads default to the query heads, V3 adds `qk_head_dim` and floats some rope values.
+fn deepseek_fields(model_type: &str, c: &mut Obj) -> Option<()> {
+    if is_null_or_absent(c, "num_key_value_heads") {
+        let heads = c.get("num_attention_heads").cloned().unwrap_or(Json::Null);
+        c.insert("num_key_value_heads".into(), heads);
+    }
+    let rope = c.get("qk_rope_head_dim").cloned().unwrap_or(Json::Null);
+    if model_type == "deepseek_v3" {
+        let qk = int(c, "qk_nope_head_dim")?.checked_add(rope.as_i64()?)?;
+        c.insert("qk_head_dim".into(), Json::from(qk));
+    }
+    c.insert("head_dim".into(), rope);
+    mirror_rope_type(c);
+    if model_type == "deepseek_v3" {
+        if let Some(Json::Object(rs)) = c.get_mut("rope_scaling") {
+            for key in ["beta_fast", "beta_slow", "factor"] {
+                if let Some(f) = rs.get(key).and_then(Json::as_f64) {
+                    rs.insert(key.into(), Json::from(f));
+                }
+            }
+        }
     }
     Some(())
 }
@@ -323,6 +350,9 @@ mod tests {
             "granitemoe",
             "stablelm",
             "starcoder2",
+            "gemma",
+            "deepseek_v2",
+            "deepseek_v3",
         ] {
             assert!(table(t).is_some(), "{t}");
         }

@@ -3,7 +3,9 @@
 //! nothing of HTTP: it sees a `SourceModel` (metadata only).
 
 pub mod ctx;
+pub mod deepseek;
 pub mod experts;
+pub mod gemma;
 pub mod gemma3;
 pub mod gpt2;
 pub mod gptneox;
@@ -118,7 +120,11 @@ static REGISTRY: &[(&str, &dyn Architecture)] = &[
     ("Qwen2MoeForCausalLM", &qwen_moe::QWEN2MOE),
     ("Phi3ForCausalLM", &phi3::Phi3),
     ("GPTNeoXForCausalLM", &gptneox::GptNeox),
+    ("DeepseekV2ForCausalLM", &deepseek::Deepseek2),
+    ("DeepseekV3ForCausalLM", &deepseek::Deepseek2),
     ("GPT2LMHeadModel", &gpt2::Gpt2),
+    ("GemmaForCausalLM", &gemma::GEMMA),
+    ("Gemma2ForCausalLM", &gemma::GEMMA2),
     ("Gemma3ForCausalLM", &gemma3::Gemma3),
     ("Gemma3ForConditionalGeneration", &gemma3::Gemma3),
     ("Olmo2ForCausalLM", &olmo2::Olmo2),

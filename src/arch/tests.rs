@@ -70,6 +70,18 @@ fn output_f32(repo: &str, src: &SourceModel, t: &PlannedTensor) -> Vec<f32> {
             let (r, c) = (src.tensors[*i].shape[0] as usize, src.tensors[*i].shape[1] as usize);
             (0..c).flat_map(|j| (0..r).map(move |k| (j, k))).map(|(j, k)| data[k * c + j]).collect()
         }
+        TensorSource::HeadTransposed { src: i, group, start, len } => {
+            let data = fixture_tensor_f32(repo, src, *i);
+            let (r, c) = (src.tensors[*i].shape[0] as usize, src.tensors[*i].shape[1] as usize);
+            let (g, s, l) = (*group as usize, *start as usize, *len as usize);
+            let mut out = Vec::new();
+            for h in 0..r / g {
+                for col in 0..c {
+                    out.extend((0..l).map(|j| data[(h * g + s + j) * c + col]));
+                }
+            }
+            out
+        }
         TensorSource::Rows { parts, order, rows_per_part, row_len, op } => {
             let mut out = Vec::new();
             for &p in parts {
@@ -248,4 +260,38 @@ fn q8_0_router_and_position_embeddings_are_forced_f32() {
     assert!(llama.is_forced_f32("blk.3.ffn_gate_inp.weight"));
     assert!(!llama.is_forced_f32("blk.3.ffn_gate_exps.weight"));
     assert!(lookup("GPT2LMHeadModel").unwrap().is_forced_f32("position_embd.weight"));
+}
+
+#[test]
+fn gemma_and_gemma2_norm_shift_bytes_match_golden() {
+    // 2 blocks × (attn_norm, ffn_norm) + output_norm; Gemma 2 adds post_attention_norm and post_ffw_norm
+    assert_eq!(assert_bytes_match("google/gemma-2b", |t| t.name.contains("norm")), 5);
+    assert_eq!(assert_bytes_match("google/gemma-2-2b-it", |t| t.name.contains("norm")), 9);
+}
+
+#[test]
+fn gemma_drops_an_unused_lm_head() {
+    let mut src = fixture_source("google/gemma-2b");
+    let mut head = src.tensors.iter().find(|t| t.name == "model.embed_tokens.weight").unwrap().clone();
+    head.name = "lm_head.weight".into();
+    src.tensors.push(head);
+    let (tensors, _, _) = plan(&src);
+    assert!(tensors.iter().all(|t| t.name != "output.weight"));
+    assert!(tensors.iter().any(|t| t.name == "token_embd.weight"));
+}
+
+#[test]
+fn deepseek_mla_split_expert_stacks_and_router_bias_bytes_match_golden() {
+    let n = assert_bytes_match("deepseek-ai/DeepSeek-V3", |t| {
+        t.name.starts_with("blk.1.") || t.name.contains("attn_k_b") || t.name.contains("attn_v_b")
+    });
+    // blk.1: 11 MLA/norm tensors + router, bias, 3 stacks, 3 shared; plus blk.0's k_b and v_b
+    assert!(n >= 18, "{n}");
+}
+
+#[test]
+fn deepseek_v2_plain_q_proj_and_mla_split_bytes_match_golden() {
+    let n = assert_bytes_match("deepseek-ai/DeepSeek-V2-Lite", |t| t.name.starts_with("blk.1."));
+    // attn_norm, attn_q, kv_a_mqa, kv_a_norm, k_b, v_b, output, ffn_norm, router, 3 stacks, 3 shared
+    assert_eq!(n, 15);
 }

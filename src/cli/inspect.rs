@@ -132,6 +132,14 @@ fn how(model: &SourceModel, t: &LaidTensor) -> String {
             let (name, dtype) = src(*i).map(|s| (s.name.as_str(), s.dtype.name())).unwrap_or(("?", "?"));
             format!("{name} ({dtype} -> {}), transposed", t.info.ty.name())
         }
+        TensorSource::HeadTransposed { src: i, group, start, len } => {
+            let (name, dtype) = src(*i).map(|s| (s.name.as_str(), s.dtype.name())).unwrap_or(("?", "?"));
+            format!(
+                "{name} ({dtype} -> {}), rows {start}..{} of every {group} transposed per head",
+                t.info.ty.name(),
+                start + len
+            )
+        }
         TensorSource::Generated(values) => {
             format!("generated from config.json ({} values -> {})", values.len(), t.info.ty.name())
         }

@@ -116,7 +116,8 @@ pub enum RowOrder {
     /// Output row r is source row r + start (splitting fused tensors, truncating embeddings).
     Offset { start: u64 },
     /// A slice of every block of `block` source rows: `take` rows from row `start` of each
-    /// block (one half of a fused gate‖up projection stored per expert).
+    /// block (one half of a fused gate‖up projection stored per expert; the V rows of each head
+    /// of DeepSeek's `kv_b_proj`).
     Strided { block: u64, start: u64, take: u64 },
 }
 
@@ -189,6 +190,10 @@ pub enum TensorSource {
     Rows { parts: Vec<usize>, order: RowOrder, rows_per_part: u64, row_len: u64, op: ElemOp },
     /// A 2-D source transposed (GPT-2 Conv1D): needs the whole source tensor.
     Transposed { src: usize },
+    /// A 2-D source `[heads·group, cols]` viewed as `[heads, group, cols]`; rows
+    /// `start..start+len` of each head, transposed per head to `[heads, cols, len]`
+    /// (DeepSeek's MLA `k_b` split out of `kv_b_proj`). Needs the whole source tensor.
+    HeadTransposed { src: usize, group: u64, start: u64, len: u64 },
     /// Data generated from the config (rope factors), already in f32.
     Generated(Vec<f32>),
 }

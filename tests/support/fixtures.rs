@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use super::shared_dir;
 
 /// The breadth fixture repos (families beyond the seven public fixtures).
-pub const BREADTH: [&str; 16] = [
+pub const BREADTH: [&str; 20] = [
     "Qwen/Qwen3-0.6B",
     "meta-llama/Llama-3.2-1B-Instruct",
     "EleutherAI/pythia-70m",
@@ -24,6 +24,10 @@ pub const BREADTH: [&str; 16] = [
     "ggufs-fixtures/tinyllama-f16-weights",
     "ggufs-fixtures/tinyllama-mixed-weights",
     "ggufs-fixtures/gemma-3-f16-weights",
+    "google/gemma-2b",
+    "google/gemma-2-2b-it",
+    "deepseek-ai/DeepSeek-V3",
+    "deepseek-ai/DeepSeek-V2-Lite",
 ];
 
 const TOKENIZER_FILES: [&str; 6] =
