@@ -11,7 +11,9 @@ use futures::future::BoxFuture;
 use futures::FutureExt;
 use tokio::sync::OnceCell;
 
+use crate::cache::{MemoryCache, DEFAULT_MEMORY_CACHE};
 use crate::plan::layout::{self, Layout};
+use crate::prefetch::PrefetchingFile;
 use crate::plan::OutType;
 use crate::source::SourceModel;
 use crate::vfile::{GgufFile, SourceReader};
@@ -64,13 +66,20 @@ pub struct Catalog {
     /// Repos listed at the root (from `--model` or a config file).
     listed: Vec<String>,
     repos: Mutex<HashMap<String, Slot>>,
+    /// Converted chunks shared by every open file (the prefetcher's buffer).
+    memory: Arc<MemoryCache>,
 }
 
 impl Catalog {
     /// A catalog listing `listed` repos (`org/name[@rev]`) at the root; any other repo is
     /// reachable by path.
     pub fn new(provider: Arc<dyn ModelProvider>, listed: Vec<String>) -> Self {
-        Self { provider, listed, repos: Mutex::new(HashMap::new()) }
+        Self::with_memory_cache(provider, listed, Arc::new(MemoryCache::new(DEFAULT_MEMORY_CACHE)))
+    }
+
+    /// Like `new`, with opened files prefetching into `memory` (`--memory-cache`).
+    pub fn with_memory_cache(provider: Arc<dyn ModelProvider>, listed: Vec<String>, memory: Arc<MemoryCache>) -> Self {
+        Self { provider, listed, repos: Mutex::new(HashMap::new()), memory }
     }
 
     /// Resolves `org/name[@rev]` once; concurrent lookups wait for the same resolution.
@@ -148,7 +157,8 @@ impl Catalog {
         let model = self.repo(&dir).await?;
         let layout = find_file(&model, file)?.clone();
         let reader = self.provider.reader(&model.source);
-        Ok(Arc::new(MountedFile(GgufFile::new(layout, model.source.clone(), reader))))
+        let file = Arc::new(GgufFile::new(layout, model.source.clone(), reader));
+        Ok(Arc::new(MountedFile(PrefetchingFile::new(file, self.memory.clone()))))
     }
 }
 
@@ -219,7 +229,7 @@ impl Namespace for Catalog {
     }
 }
 
-struct MountedFile(GgufFile);
+struct MountedFile(PrefetchingFile);
 
 impl VirtualFile for MountedFile {
     fn size(&self) -> u64 {
@@ -228,7 +238,7 @@ impl VirtualFile for MountedFile {
 
     fn read(&self, offset: u64, len: u64) -> BoxFuture<'_, Result<Bytes, VfsError>> {
         async move {
-            self.0.read_range(offset, len).await.map_err(|e| {
+            self.0.read(offset, len).await.map_err(|e| {
                 tracing::error!(error = %e, offset, len, "read failed");
                 match e {
                     crate::vfile::ReadError::Source { source: crate::vfile::SourceReadError::NotFound(m), .. } => {

@@ -12,6 +12,7 @@ pub mod gguf;
 pub mod hub;
 pub mod metadata;
 pub mod plan;
+pub mod prefetch;
 pub mod pull;
 pub mod quant;
 pub mod remote;

@@ -5,7 +5,7 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use futures::future::BoxFuture;
+use futures::future::{BoxFuture, FutureExt};
 use futures::{StreamExt, TryStreamExt};
 
 use crate::gguf::GgmlType;
@@ -43,8 +43,10 @@ pub enum ReadError {
 
 /// Source reads of one run of consecutive source rows.
 const MAX_RUN_BYTES: u64 = 8 << 20;
-/// Source requests in flight for one read call.
+/// Source requests (and tensors) in flight for one read call.
 const FETCH_CONCURRENCY: usize = 8;
+/// Conversions of less input than this run inline on the async thread.
+const INLINE_CONVERT_BYTES: usize = 64 << 10;
 
 /// An open virtual GGUF file.
 pub struct GgufFile {
@@ -80,21 +82,40 @@ impl GgufFile {
         if offset < header_len {
             out.extend_from_slice(&self.layout.header[offset as usize..end.min(header_len) as usize]);
         }
-        let mut pos = offset.max(header_len);
+        // Tensors are produced concurrently (a range may cover many small ones: norms, biases),
+        // each placed at its offset; padding between them stays zero.
+        let pos = offset.max(header_len);
+        let mut pieces = Vec::new();
         for t in self.tensors_overlapping(pos, end) {
-            let data_end = t.file_offset + t.nbytes();
-            if pos < t.file_offset {
-                out.resize(out.len() + (t.file_offset.min(end) - pos) as usize, 0);
-                pos = t.file_offset.min(end);
-            }
-            if pos < data_end.min(end) {
-                let r = (pos - t.file_offset)..(data_end.min(end) - t.file_offset);
-                out.extend_from_slice(&self.tensor_bytes(t, r.clone()).await?);
-                pos += r.end - r.start;
+            let (lo, hi) = (pos.max(t.file_offset), end.min(t.file_offset + t.nbytes()));
+            if lo < hi {
+                pieces.push(self.tensor_piece(t, lo..hi, offset));
             }
         }
+        let pieces: Vec<(u64, Bytes)> =
+            futures::stream::iter(pieces).buffered(FETCH_CONCURRENCY).try_collect().await?;
         out.resize((end - offset) as usize, 0);
+        for (at, bytes) in pieces {
+            let at = at as usize;
+            if let Some(dst) = out.get_mut(at..at + bytes.len()) {
+                dst.copy_from_slice(&bytes);
+            }
+        }
         Ok(out.freeze())
+    }
+
+    /// File bytes `range` of tensor `t`, with their position relative to `base`.
+    fn tensor_piece<'a>(
+        &'a self,
+        t: &'a LaidTensor,
+        range: Range<u64>,
+        base: u64,
+    ) -> BoxFuture<'a, Result<(u64, Bytes), ReadError>> {
+        async move {
+            let bytes = self.tensor_bytes(t, (range.start - t.file_offset)..(range.end - t.file_offset)).await?;
+            Ok((range.start - base, bytes))
+        }
+        .boxed()
     }
 
     fn tensors_overlapping(&self, start: u64, end: u64) -> impl Iterator<Item = &LaidTensor> {
@@ -125,10 +146,10 @@ impl GgufFile {
         };
         let skip = (range.start - t.info.ty.bytes_for(first_elem)) as usize;
         let take = (range.end - range.start) as usize;
-        bytes
-            .get(skip..skip + take)
-            .map(Bytes::copy_from_slice)
-            .ok_or_else(|| self.convert_err(t, "converted data shorter than planned".into()))
+        if skip + take > bytes.len() {
+            return Err(self.convert_err(t, "converted data shorter than planned".into()));
+        }
+        Ok(Bytes::from(bytes).slice(skip..skip + take))
     }
 
     /// Groups output rows into runs of consecutive source rows of one part.
@@ -180,11 +201,25 @@ impl GgufFile {
         .try_collect()
         .await
         .map_err(|e| ReadError::Source { repo: self.layout.repo_id.clone(), source: e })?;
-        let mut out = Vec::new();
-        for (run, bytes) in fetched {
-            quant::convert_row(run.dtype, &bytes, op, t.info.ty, &mut out).map_err(|e| self.quant_err(t, e))?;
-        }
-        Ok(out)
+        let ty = t.info.ty;
+        let input_bytes: usize = fetched.iter().map(|(_, b)| b.len()).sum();
+        let convert = move || {
+            let mut out = Vec::new();
+            for (run, bytes) in fetched {
+                quant::convert_row(run.dtype, &bytes, op, ty, &mut out)?;
+            }
+            Ok::<_, QuantError>(out)
+        };
+        // Conversion is CPU work (tens of ms per MiB for Q8_0): off the async threads, so
+        // other reads and network I/O keep running; tiny conversions are not worth the hop.
+        let converted = match tokio::runtime::Handle::try_current() {
+            Ok(rt) if input_bytes >= INLINE_CONVERT_BYTES => rt
+                .spawn_blocking(convert)
+                .await
+                .map_err(|e| self.convert_err(t, format!("conversion task failed: {e}")))?,
+            _ => convert(),
+        };
+        converted.map_err(|e| self.quant_err(t, e))
     }
 
     /// GPT-2 Conv1D weights: the whole source tensor is read, widened to f32, transposed.

@@ -9,6 +9,7 @@
 //! so two daemons can share a directory. `meta` adds the repo descriptions `--offline` needs.
 
 mod block;
+pub mod memory;
 mod meta;
 mod open;
 mod reader;
@@ -28,6 +29,7 @@ use tracing::{debug, warn};
 
 pub use meta::{fetch_source_cached, FetchCachedError, MetadataCache};
 pub use open::{open_file_cached, CachedProvider, OpenCachedError};
+pub use memory::{MemoryCache, DEFAULT_MEMORY_CACHE};
 pub use reader::CachedReader;
 
 /// Block size: 4 MiB. Large enough that a block's transfer time dominates the Hub's per-request
