@@ -13,8 +13,8 @@ use tokio::sync::OnceCell;
 
 use crate::cache::{MemoryCache, DEFAULT_MEMORY_CACHE};
 use crate::plan::layout::{self, Layout};
-use crate::prefetch::PrefetchingFile;
 use crate::plan::OutType;
+use crate::prefetch::PrefetchingFile;
 use crate::source::SourceModel;
 use crate::vfile::{GgufFile, SourceReader};
 use crate::vfs::{DirEntry, EntryKind, Namespace, VfsError, VirtualFile};

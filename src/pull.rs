@@ -25,7 +25,18 @@ pub enum PullError {
 /// Writes the whole of `file` to `dest` (via a temporary file renamed into place, so an
 /// interrupted pull never leaves a truncated GGUF under the final name). `progress` is
 /// called with the number of bytes written so far.
-pub async fn pull_to(file: &GgufFile, dest: &Path, mut progress: impl FnMut(u64)) -> Result<u64, PullError> {
+pub async fn pull_to(file: &GgufFile, dest: &Path, progress: impl FnMut(u64)) -> Result<u64, PullError> {
+    pull_to_with(file, dest, PULL_CONCURRENCY, progress).await
+}
+
+/// `pull_to` with `concurrency` chunks of `PULL_CHUNK` in flight (what `--memory-cache` buys:
+/// converted bytes buffered ahead of the writer).
+pub async fn pull_to_with(
+    file: &GgufFile,
+    dest: &Path,
+    concurrency: usize,
+    mut progress: impl FnMut(u64),
+) -> Result<u64, PullError> {
     let werr = |source| PullError::Write { path: dest.display().to_string(), source };
     let tmp = dest.with_extension("gguf.partial");
     let mut out = std::io::BufWriter::with_capacity(1 << 20, std::fs::File::create(&tmp).map_err(werr)?);
@@ -34,7 +45,7 @@ pub async fn pull_to(file: &GgufFile, dest: &Path, mut progress: impl FnMut(u64)
         let start = i * PULL_CHUNK;
         file.read_range(start, PULL_CHUNK.min(size - start))
     });
-    let mut stream = futures::stream::iter(chunks).buffered(PULL_CONCURRENCY);
+    let mut stream = futures::stream::iter(chunks).buffered(concurrency.max(1));
     let mut written = 0;
     while let Some(bytes) = stream.try_next().await? {
         out.write_all(&bytes).map_err(werr)?;

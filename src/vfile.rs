@@ -92,8 +92,7 @@ impl GgufFile {
                 pieces.push(self.tensor_piece(t, lo..hi, offset));
             }
         }
-        let pieces: Vec<(u64, Bytes)> =
-            futures::stream::iter(pieces).buffered(FETCH_CONCURRENCY).try_collect().await?;
+        let pieces: Vec<(u64, Bytes)> = futures::stream::iter(pieces).buffered(FETCH_CONCURRENCY).try_collect().await?;
         out.resize((end - offset) as usize, 0);
         for (at, bytes) in pieces {
             let at = at as usize;

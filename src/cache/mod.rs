@@ -27,9 +27,9 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use tracing::{debug, warn};
 
+pub use memory::{MemoryCache, DEFAULT_MEMORY_CACHE};
 pub use meta::{fetch_source_cached, FetchCachedError, MetadataCache};
 pub use open::{open_file_cached, CachedProvider, OpenCachedError};
-pub use memory::{MemoryCache, DEFAULT_MEMORY_CACHE};
 pub use reader::CachedReader;
 
 /// Block size: 4 MiB. Large enough that a block's transfer time dominates the Hub's per-request

@@ -80,7 +80,7 @@ pub fn run(mut args: MountArgs) -> anyhow::Result<()> {
         Some(c) => Arc::new(CachedProvider::new((!args.cache.offline()).then_some(client), c.disk, c.meta)),
         None => Arc::new(HubProvider::new(client)),
     };
-    let catalog = Arc::new(Catalog::new(provider, args.models.clone()));
+    let catalog = Arc::new(Catalog::with_memory_cache(provider, args.models.clone(), args.cache.memory_cache()));
     opts.runtime = Some(runtime.handle().clone());
     let outcome = fs::run_foreground(catalog, &args.mountpoint, opts)?;
     tracing::info!(?outcome, "unmounted");

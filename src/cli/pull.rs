@@ -10,7 +10,7 @@ use clap::Args;
 use ggufs::cache::open_file_cached;
 use ggufs::hub::{HubClient, HubConfig};
 use ggufs::plan::OutType;
-use ggufs::pull::pull_to;
+use ggufs::pull::pull_to_with;
 use ggufs::remote::open_file;
 
 /// Arguments of `pull`.
@@ -51,7 +51,9 @@ pub async fn run(args: PullArgs) -> anyhow::Result<()> {
     let name = format!("{}-{}.gguf", ggufs::catalog::repo_file_stem(&repo), args.outtype.name());
     let dest = args.output.unwrap_or_else(|| PathBuf::from(name));
     let started = std::time::Instant::now();
-    let written = pull_to(&file, &dest, |_| {}).await.with_context(|| format!("pulling {repo}@{rev}"))?;
+    let written = pull_to_with(&file, &dest, args.cache.pull_concurrency(), |_| {})
+        .await
+        .with_context(|| format!("pulling {repo}@{rev}"))?;
     let secs = started.elapsed().as_secs_f64();
     eprintln!(
         "{}: {written} bytes in {secs:.1} s ({:.1} MB/s), commit {}",

@@ -68,7 +68,9 @@ impl StreamDetector {
     pub fn observe(&mut self, range: Range<u64>) -> Advice {
         self.clock += 1;
         let clock = self.clock;
-        if let Some(s) = self.streams.iter_mut().filter(|s| joins(s.next, range.start)).min_by_key(|s| s.next.abs_diff(range.start)) {
+        if let Some(s) =
+            self.streams.iter_mut().filter(|s| joins(s.next, range.start)).min_by_key(|s| s.next.abs_diff(range.start))
+        {
             s.next = s.next.max(range.end);
             s.last_used = clock;
             return Advice { stream: s.id, sequential: true, ahead: s.next..s.next.saturating_add(s.window) };
