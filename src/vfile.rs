@@ -43,6 +43,10 @@ pub enum ReadError {
 
 /// Source reads of one run of consecutive source rows.
 const MAX_RUN_BYTES: u64 = 8 << 20;
+/// Largest source request covering several runs.
+const MAX_SPAN_BYTES: u64 = 16 << 20;
+/// Bytes a covering request may fetch beyond twice what its runs use (half a head of rows).
+const SPAN_SLACK: u64 = 1 << 20;
 /// Source requests (and tensors) in flight for one read call.
 const FETCH_CONCURRENCY: usize = 8;
 /// Conversions of less input than this run inline on the async thread.
@@ -192,14 +196,16 @@ impl GgufFile {
         runs: Vec<RowRun>,
         op: crate::plan::ElemOp,
     ) -> Result<Vec<u8>, ReadError> {
-        let fetched: Vec<(RowRun, Bytes)> = futures::stream::iter(runs.into_iter().map(|run| async move {
-            let b = self.reader.read(run.shard, run.range.clone()).await;
-            b.map(|b| (run, b))
+        let spans = coalesce(runs);
+        let fetched: Vec<Vec<(RowRun, Bytes)>> = futures::stream::iter(spans.into_iter().map(|span| async move {
+            let bytes = self.reader.read(span.shard, span.range.clone()).await?;
+            Ok::<_, SourceReadError>(span.split(&bytes))
         }))
         .buffered(FETCH_CONCURRENCY)
         .try_collect()
         .await
         .map_err(|e| ReadError::Source { repo: self.layout.repo_id.clone(), source: e })?;
+        let fetched: Vec<(RowRun, Bytes)> = fetched.into_iter().flatten().collect();
         let ty = t.info.ty;
         let input_bytes: usize = fetched.iter().map(|(_, b)| b.len()).sum();
         let convert = move || {
@@ -257,10 +263,90 @@ impl GgufFile {
     }
 }
 
+/// Source bytes fetched with one request: one or more row runs of one source tensor.
+struct Span {
+    shard: usize,
+    range: Range<u64>,
+    /// Bytes of `range` the runs actually use.
+    useful: u64,
+    runs: Vec<RowRun>,
+}
+
+impl Span {
+    /// Each run's bytes, cut out of the span's (a short answer leaves the rest empty, and
+    /// conversion then reports the data as shorter than planned).
+    fn split(self, bytes: &Bytes) -> Vec<(RowRun, Bytes)> {
+        let start = self.range.start;
+        self.runs
+            .into_iter()
+            .map(|run| {
+                let (lo, hi) = ((run.range.start - start) as usize, (run.range.end - start) as usize);
+                let b = if hi <= bytes.len() { bytes.slice(lo..hi) } else { Bytes::new() };
+                (run, b)
+            })
+            .collect()
+    }
+}
+
+/// Groups runs (in output order) into spans. Rows permuted within attention heads (Llama's
+/// q/k) make one run per row; their source rows lie close together, so one request for the
+/// range covering them replaces hundreds of row-sized ones, as long as it wastes little.
+fn coalesce(runs: Vec<RowRun>) -> Vec<Span> {
+    let mut spans: Vec<Span> = Vec::new();
+    for run in runs {
+        let len = run.range.end - run.range.start;
+        if let Some(s) = spans.last_mut() {
+            let (lo, hi) = (s.range.start.min(run.range.start), s.range.end.max(run.range.end));
+            let useful = s.useful + len;
+            let fits = hi - lo <= MAX_SPAN_BYTES && hi - lo <= 2 * useful + SPAN_SLACK;
+            if s.runs.first().is_some_and(|r| r.tensor == run.tensor) && fits {
+                s.range = lo..hi;
+                s.useful = useful;
+                s.runs.push(run);
+                continue;
+            }
+        }
+        spans.push(Span { shard: run.shard, range: run.range.clone(), useful: len, runs: vec![run] });
+    }
+    spans
+}
+
 /// Consecutive source rows of one source tensor, fetched with one request.
 struct RowRun {
     tensor: usize,
     shard: usize,
     dtype: Dtype,
     range: Range<u64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(tensor: usize, start: u64, len: u64) -> RowRun {
+        RowRun { tensor, shard: 0, dtype: Dtype::BF16, range: start..start + len }
+    }
+
+    #[test]
+    fn permuted_rows_of_a_head_become_one_request_and_distant_ones_do_not() {
+        // Rows 0, 32, 1, 33, ... of a 64-row head, 4 KiB each: as Llama's q permutation asks.
+        let row = 4096;
+        let runs: Vec<RowRun> = (0..32).flat_map(|i| [run(0, i * row, row), run(0, (32 + i) * row, row)]).collect();
+        let spans = coalesce(runs);
+        assert_eq!(spans.len(), 1);
+        assert_eq!(spans[0].range, 0..64 * row);
+        assert_eq!(spans[0].runs.len(), 64);
+        // Another tensor, or a run far away, starts a new request.
+        let spans = coalesce(vec![run(0, 0, row), run(1, row, row), run(1, 100 << 20, row)]);
+        assert_eq!(spans.iter().map(|s| s.runs.len()).collect::<Vec<_>>(), vec![1, 1, 1]);
+    }
+
+    #[test]
+    fn a_span_hands_each_run_its_own_bytes() {
+        let span = coalesce(vec![run(0, 10, 2), run(0, 14, 3), run(0, 12, 2)]).pop().unwrap();
+        assert_eq!(span.range, 10..17);
+        let bytes = Bytes::from_static(b"abcdefg");
+        let parts: Vec<Bytes> = span.split(&bytes).into_iter().map(|(_, b)| b).collect();
+        assert_eq!(parts, vec![Bytes::from_static(b"ab"), Bytes::from_static(b"efg"), Bytes::from_static(b"cd")]);
+    }
 }
