@@ -29,7 +29,7 @@ pub struct CacheArgs {
     #[arg(long)]
     offline: bool,
     /// Memory for converted data read ahead, e.g. 64M, 1G (mount: an LRU of converted chunks
-    /// shared by all open files, each file's prefetch window is at most half of it; pull: output
+    /// shared by all open files, each file's prefetch window is at most a quarter of it; pull: output
     /// chunks converted ahead of the writer).
     #[arg(long, default_value = DEFAULT_MEMORY_CACHE, value_parser = parse_size)]
     memory_cache: u64,

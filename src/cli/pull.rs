@@ -40,8 +40,10 @@ pub fn parse_outtype(s: &str) -> Result<OutType, String> {
 pub async fn run(args: PullArgs) -> anyhow::Result<()> {
     let (repo, rev) = super::parse_repo_ref(&args.repo)?;
     let client = Arc::new(HubClient::new(HubConfig::from_env(args.endpoint))?);
+    let mut disk = None;
     let file = match args.cache.open()? {
         Some(c) => {
+            disk = Some(c.disk.clone());
             let client = (!args.cache.offline()).then_some(client);
             open_file_cached(client, c.disk, &c.meta, &repo, &rev, args.outtype).await.map_err(anyhow::Error::from)
         }
@@ -54,6 +56,9 @@ pub async fn run(args: PullArgs) -> anyhow::Result<()> {
     let written = pull_to_with(&file, &dest, args.cache.pull_concurrency(), |_| {})
         .await
         .with_context(|| format!("pulling {repo}@{rev}"))?;
+    if let Some(disk) = disk {
+        disk.wait_for_stores().await; // blocks fetched for this pull stay cached
+    }
     let secs = started.elapsed().as_secs_f64();
     eprintln!(
         "{}: {written} bytes in {secs:.1} s ({:.1} MB/s), commit {}",

@@ -28,7 +28,8 @@ use stream::{StreamDetector, WindowLimits};
 pub const CHUNK_SIZE: u64 = 4 << 20;
 /// Prefetch distance of a new stream (mountpoint-s3 starts at about 1 MiB).
 pub const INITIAL_WINDOW: u64 = 1 << 20;
-/// Largest prefetch distance of one stream (further bounded by half the memory cache).
+/// Largest prefetch distance of one stream (further bounded by a quarter of the memory cache,
+/// which then also holds chunks the reader has not consumed yet and those of other files).
 pub const MAX_WINDOW: u64 = 64 << 20;
 /// Chunks produced at once for one open file.
 pub const MAX_CHUNKS_IN_FLIGHT: usize = 16;
@@ -47,7 +48,7 @@ impl PrefetchingFile {
     pub fn new(file: Arc<GgufFile>, memory: Arc<MemoryCache>) -> Self {
         let l = file.layout();
         let id: Arc<str> = Arc::from(format!("{}@{}/{}", l.repo_id, l.commit, l.outtype.name()));
-        let max = MAX_WINDOW.min(memory.max_bytes() / 2).max(CHUNK_SIZE);
+        let max = MAX_WINDOW.min(memory.max_bytes() / 4).max(CHUNK_SIZE);
         let streams = Mutex::new(StreamDetector::new(WindowLimits { initial: INITIAL_WINDOW, max }));
         Self { file, id, memory, streams, slots: Arc::new(Semaphore::new(MAX_CHUNKS_IN_FLIGHT)) }
     }
