@@ -39,8 +39,9 @@ pub use reader::CachedReader;
 pub const BLOCK_SIZE: u64 = 4 << 20;
 /// Largest block size `open_with_block_size` accepts (bounds the memory one block needs).
 pub const MAX_BLOCK_SIZE: u64 = 64 << 20;
-/// Fetched runs whose blocks may wait for the disk at once (each is 1-16 blocks).
-const STORES_PENDING: usize = 8;
+/// MiB of fetched blocks that may wait for the disk at once (the memory the background writer
+/// may hold).
+pub(crate) const STORE_BUDGET_MIB: usize = 32;
 /// Eviction frees down to this fraction of the cap, so it does not rescan on every write.
 const EVICT_TARGET_PERCENT: u64 = 90;
 /// Temp files older than this were left by a writer that died; eviction removes them.
@@ -135,7 +136,7 @@ impl DiskCache {
             evicting: Mutex::new(()),
             temp_counter: AtomicU64::new(0),
             inflight: Mutex::new(HashMap::new()),
-            stores: Arc::new(tokio::sync::Semaphore::new(STORES_PENDING)),
+            stores: Arc::new(tokio::sync::Semaphore::new(STORE_BUDGET_MIB)),
         };
         cache.refresh_usage();
         Ok(cache)
@@ -144,7 +145,7 @@ impl DiskCache {
     /// Waits until every fetched block handed to the background writer is on disk (or failed):
     /// what a process that is about to exit (`pull`) calls so its blocks are not lost.
     pub async fn wait_for_stores(&self) {
-        if let Ok(all) = self.stores.acquire_many(STORES_PENDING as u32).await {
+        if let Ok(all) = self.stores.acquire_many(STORE_BUDGET_MIB as u32).await {
             drop(all);
         }
     }

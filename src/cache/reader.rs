@@ -208,7 +208,7 @@ impl SourceReader for CachedReader {
 /// blocks are stored by a background task that then retires their in-flight entries — in that
 /// order, so a reader that finds no entry finds the file, and one that finds the entry gets the
 /// fetched bytes. Disk writes are thus off the read path (a cold read runs at network speed, not
-/// at disk-write speed), with at most `STORES_PENDING` runs waiting for the disk.
+/// at disk-write speed), with at most `STORE_BUDGET_MIB` waiting for the disk.
 async fn fetch_run(
     inner: Arc<dyn SourceReader>,
     cache: Arc<DiskCache>,
@@ -228,7 +228,9 @@ async fn fetch_run(
         retire(&cache, &sha, run);
         return result;
     };
-    let slot = cache.stores.clone().acquire_owned().await.ok();
+    // One permit per MiB waiting for the disk (a run is up to 64 MiB; the budget bounds memory).
+    let mib = (want.div_ceil(1 << 20) as u32).clamp(1, super::STORE_BUDGET_MIB as u32);
+    let slot = cache.stores.clone().acquire_many_owned(mib).await.ok();
     let data = data.clone();
     tokio::spawn(async move {
         let (cache2, sha2, run2) = (cache.clone(), sha.clone(), run.clone());
