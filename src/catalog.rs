@@ -12,9 +12,11 @@ use futures::future::BoxFuture;
 use futures::FutureExt;
 use tokio::sync::OnceCell;
 
+use crate::cache::{MemoryCache, DEFAULT_MEMORY_CACHE};
 use crate::catalog_files::{Content, CountedReader, ModelFile, StatusFile};
 use crate::plan::layout::{self, Layout};
 use crate::plan::OutType;
+use crate::prefetch::PrefetchingFile;
 use crate::repo_path::{self, RepoIdError};
 use crate::source::SourceModel;
 use crate::stats::Stats;
@@ -126,13 +128,20 @@ pub struct Catalog {
     listed: Vec<String>,
     repos: Mutex<HashMap<String, Slot>>,
     stats: Arc<Stats>,
+    /// Converted chunks shared by every open file (the prefetcher's buffer).
+    memory: Arc<MemoryCache>,
 }
 
 impl Catalog {
     /// A catalog listing `listed` repos (`org/name[@rev]`) at the root; any other repo is
     /// reachable by path.
     pub fn new(provider: Arc<dyn ModelProvider>, listed: Vec<String>) -> Self {
-        Self { provider, listed, repos: Mutex::new(HashMap::new()), stats: Arc::new(Stats::new()) }
+        Self::with_memory_cache(provider, listed, Arc::new(MemoryCache::new(DEFAULT_MEMORY_CACHE)))
+    }
+
+    /// Like `new`, with opened files prefetching into `memory` (`--memory-cache`).
+    pub fn with_memory_cache(provider: Arc<dyn ModelProvider>, listed: Vec<String>, memory: Arc<MemoryCache>) -> Self {
+        Self { provider, listed, repos: Mutex::new(HashMap::new()), stats: Arc::new(Stats::new()), memory }
     }
 
     /// The read counters of this mount (what `.ggufs/status` shows).
@@ -235,8 +244,9 @@ impl Catalog {
             Arc::new(CountedReader(self.provider.reader(source)))
         };
         if let Some((_, layout)) = model.files.iter().find(|(n, _)| n == file) {
-            let f = GgufFile::new(layout.clone(), model.source.clone(), counted(&model.source));
-            return Ok(Arc::new(ModelFile { content: Content::Converted(f), stats }));
+            let f = Arc::new(GgufFile::new(layout.clone(), model.source.clone(), counted(&model.source)));
+            let content = Content::Converted(PrefetchingFile::new(f, self.memory.clone()));
+            return Ok(Arc::new(ModelFile { content, stats }));
         }
         let (Some(g), Some((_, shard))) =
             (&model.passthrough_source, model.passthrough.iter().find(|(n, _)| n == file))

@@ -8,8 +8,9 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures::future::{BoxFuture, FutureExt};
 
+use crate::prefetch::PrefetchingFile;
 use crate::stats::{self, FileStats, Stats};
-use crate::vfile::{GgufFile, ReadError, SourceReadError, SourceReader};
+use crate::vfile::{ReadError, SourceReadError, SourceReader};
 use crate::vfs::{VfsError, VirtualFile};
 
 /// A source reader whose reads are counted (as cache hits when they sent no network request).
@@ -23,8 +24,8 @@ impl SourceReader for CountedReader {
 
 /// What a model file's bytes come from.
 pub enum Content {
-    /// A virtual GGUF converted from safetensors.
-    Converted(GgufFile),
+    /// A virtual GGUF converted from safetensors, read through the prefetcher.
+    Converted(PrefetchingFile),
     /// A `.gguf` file of the repo, read as it is: shard `shard` of a pass-through source.
     PassThrough { reader: Arc<dyn SourceReader>, shard: usize, size: u64 },
 }
@@ -38,7 +39,7 @@ pub struct ModelFile {
 impl ModelFile {
     async fn read_content(&self, offset: u64, len: u64) -> Result<Bytes, VfsError> {
         match &self.content {
-            Content::Converted(f) => f.read_range(offset, len).await.map_err(read_error_to_vfs),
+            Content::Converted(f) => f.read(offset, len).await.map_err(read_error_to_vfs),
             Content::PassThrough { reader, shard, size } => {
                 let end = offset.saturating_add(len).min(*size);
                 if offset >= end {

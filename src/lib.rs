@@ -15,6 +15,7 @@ pub mod hfcache;
 pub mod hub;
 pub mod metadata;
 pub mod plan;
+pub mod prefetch;
 pub mod pull;
 pub mod quant;
 pub mod remote;

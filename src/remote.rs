@@ -90,9 +90,18 @@ impl HubShardReader {
     }
 }
 
+/// Range requests to the Hub in flight at once in this process, over every file and mount:
+/// enough to fill a fast link (each request is one or a few 4 MiB blocks), few enough that a
+/// process reading many files does not open hundreds of connections or trip the Hub's limits.
+pub const MAX_REQUESTS_IN_FLIGHT: usize = 32;
+
+static REQUEST_SLOTS: tokio::sync::Semaphore = tokio::sync::Semaphore::const_new(MAX_REQUESTS_IN_FLIGHT);
+
 impl SourceReader for HubShardReader {
     fn read(&self, shard: usize, range: Range<u64>) -> BoxFuture<'_, Result<Bytes, SourceReadError>> {
         async move {
+            let _slot =
+                REQUEST_SLOTS.acquire().await.map_err(|_| SourceReadError::Io("request limiter closed".into()))?;
             let s = &self.source;
             let info = s.shards.get(shard).ok_or_else(|| SourceReadError::Io(format!("no shard {shard}")))?;
             // A read of the whole shard (small shards through the block cache) is checked

@@ -157,6 +157,19 @@ pub async fn in_file<F: Future>(file: Arc<FileStats>, fut: F) -> F::Output {
     SCOPE.scope(Scope { file, call: None }, fut).await
 }
 
+/// The file whose read is running on this task, to carry the scope into tasks it spawns.
+pub fn current_file() -> Option<Arc<FileStats>> {
+    SCOPE.try_with(|s| s.file.clone()).ok()
+}
+
+/// `in_file` when there is a file to count into (see `current_file`), else `fut` as it is.
+pub async fn maybe_in_file<F: Future>(file: Option<Arc<FileStats>>, fut: F) -> F::Output {
+    match file {
+        Some(file) => in_file(file, fut).await,
+        None => fut.await,
+    }
+}
+
 /// Runs `fut` (one source read) and counts it, as a cache hit if it sent no network request.
 pub async fn source_read<T, E, F: Future<Output = Result<T, E>>>(fut: F) -> Result<T, E> {
     let Ok(file) = SCOPE.try_with(|s| s.file.clone()) else { return fut.await };

@@ -5,7 +5,7 @@ use std::ops::Range;
 use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
-use futures::future::BoxFuture;
+use futures::future::{BoxFuture, FutureExt};
 use futures::{StreamExt, TryStreamExt};
 
 use crate::gguf::GgmlType;
@@ -43,8 +43,14 @@ pub enum ReadError {
 
 /// Source reads of one run of consecutive source rows.
 const MAX_RUN_BYTES: u64 = 8 << 20;
-/// Source requests in flight for one read call.
+/// Largest source request covering several runs.
+const MAX_SPAN_BYTES: u64 = 16 << 20;
+/// Bytes a covering request may fetch beyond twice what its runs use (half a head of rows).
+const SPAN_SLACK: u64 = 1 << 20;
+/// Source requests (and tensors) in flight for one read call.
 const FETCH_CONCURRENCY: usize = 8;
+/// Conversions of less input than this run inline on the async thread.
+const INLINE_CONVERT_BYTES: usize = 64 << 10;
 
 /// An open virtual GGUF file.
 pub struct GgufFile {
@@ -80,21 +86,39 @@ impl GgufFile {
         if offset < header_len {
             out.extend_from_slice(&self.layout.header[offset as usize..end.min(header_len) as usize]);
         }
-        let mut pos = offset.max(header_len);
+        // Tensors are produced concurrently (a range may cover many small ones: norms, biases),
+        // each placed at its offset; padding between them stays zero.
+        let pos = offset.max(header_len);
+        let mut pieces = Vec::new();
         for t in self.tensors_overlapping(pos, end) {
-            let data_end = t.file_offset + t.nbytes();
-            if pos < t.file_offset {
-                out.resize(out.len() + (t.file_offset.min(end) - pos) as usize, 0);
-                pos = t.file_offset.min(end);
-            }
-            if pos < data_end.min(end) {
-                let r = (pos - t.file_offset)..(data_end.min(end) - t.file_offset);
-                out.extend_from_slice(&self.tensor_bytes(t, r.clone()).await?);
-                pos += r.end - r.start;
+            let (lo, hi) = (pos.max(t.file_offset), end.min(t.file_offset + t.nbytes()));
+            if lo < hi {
+                pieces.push(self.tensor_piece(t, lo..hi, offset));
             }
         }
+        let pieces: Vec<(u64, Bytes)> = futures::stream::iter(pieces).buffered(FETCH_CONCURRENCY).try_collect().await?;
         out.resize((end - offset) as usize, 0);
+        for (at, bytes) in pieces {
+            let at = at as usize;
+            if let Some(dst) = out.get_mut(at..at + bytes.len()) {
+                dst.copy_from_slice(&bytes);
+            }
+        }
         Ok(out.freeze())
+    }
+
+    /// File bytes `range` of tensor `t`, with their position relative to `base`.
+    fn tensor_piece<'a>(
+        &'a self,
+        t: &'a LaidTensor,
+        range: Range<u64>,
+        base: u64,
+    ) -> BoxFuture<'a, Result<(u64, Bytes), ReadError>> {
+        async move {
+            let bytes = self.tensor_bytes(t, (range.start - t.file_offset)..(range.end - t.file_offset)).await?;
+            Ok((range.start - base, bytes))
+        }
+        .boxed()
     }
 
     fn tensors_overlapping(&self, start: u64, end: u64) -> impl Iterator<Item = &LaidTensor> {
@@ -131,10 +155,10 @@ impl GgufFile {
         };
         let skip = (range.start - t.info.ty.bytes_for(first_elem)) as usize;
         let take = (range.end - range.start) as usize;
-        bytes
-            .get(skip..skip + take)
-            .map(Bytes::copy_from_slice)
-            .ok_or_else(|| self.convert_err(t, "converted data shorter than planned".into()))
+        if skip + take > bytes.len() {
+            return Err(self.convert_err(t, "converted data shorter than planned".into()));
+        }
+        Ok(Bytes::from(bytes).slice(skip..skip + take))
     }
 
     /// Groups output rows into runs of consecutive source rows of one part.
@@ -178,19 +202,35 @@ impl GgufFile {
         runs: Vec<RowRun>,
         op: crate::plan::ElemOp,
     ) -> Result<Vec<u8>, ReadError> {
-        let fetched: Vec<(RowRun, Bytes)> = futures::stream::iter(runs.into_iter().map(|run| async move {
-            let b = self.reader.read(run.shard, run.range.clone()).await;
-            b.map(|b| (run, b))
+        let spans = coalesce(runs);
+        let fetched: Vec<Vec<(RowRun, Bytes)>> = futures::stream::iter(spans.into_iter().map(|span| async move {
+            let bytes = self.reader.read(span.shard, span.range.clone()).await?;
+            Ok::<_, SourceReadError>(span.split(&bytes))
         }))
         .buffered(FETCH_CONCURRENCY)
         .try_collect()
         .await
         .map_err(|e| ReadError::Source { repo: self.layout.repo_id.clone(), source: e })?;
-        let mut out = Vec::new();
-        for (run, bytes) in fetched {
-            quant::convert_row(run.dtype, &bytes, op, t.info.ty, &mut out).map_err(|e| self.quant_err(t, e))?;
-        }
-        Ok(out)
+        let fetched: Vec<(RowRun, Bytes)> = fetched.into_iter().flatten().collect();
+        let ty = t.info.ty;
+        let input_bytes: usize = fetched.iter().map(|(_, b)| b.len()).sum();
+        let convert = move || {
+            let mut out = Vec::new();
+            for (run, bytes) in fetched {
+                quant::convert_row(run.dtype, &bytes, op, ty, &mut out)?;
+            }
+            Ok::<_, QuantError>(out)
+        };
+        // Conversion is CPU work (tens of ms per MiB for Q8_0): off the async threads, so
+        // other reads and network I/O keep running; tiny conversions are not worth the hop.
+        let converted = match tokio::runtime::Handle::try_current() {
+            Ok(rt) if input_bytes >= INLINE_CONVERT_BYTES => rt
+                .spawn_blocking(convert)
+                .await
+                .map_err(|e| self.convert_err(t, format!("conversion task failed: {e}")))?,
+            _ => convert(),
+        };
+        converted.map_err(|e| self.quant_err(t, e))
     }
 
     /// GPT-2 Conv1D weights and DeepSeek's `k_b`: the whole source tensor is read, widened
@@ -247,10 +287,90 @@ impl GgufFile {
     }
 }
 
+/// Source bytes fetched with one request: one or more row runs of one source tensor.
+struct Span {
+    shard: usize,
+    range: Range<u64>,
+    /// Bytes of `range` the runs actually use.
+    useful: u64,
+    runs: Vec<RowRun>,
+}
+
+impl Span {
+    /// Each run's bytes, cut out of the span's (a short answer leaves the rest empty, and
+    /// conversion then reports the data as shorter than planned).
+    fn split(self, bytes: &Bytes) -> Vec<(RowRun, Bytes)> {
+        let start = self.range.start;
+        self.runs
+            .into_iter()
+            .map(|run| {
+                let (lo, hi) = ((run.range.start - start) as usize, (run.range.end - start) as usize);
+                let b = if hi <= bytes.len() { bytes.slice(lo..hi) } else { Bytes::new() };
+                (run, b)
+            })
+            .collect()
+    }
+}
+
+/// Groups runs (in output order) into spans. Rows permuted within attention heads (Llama's
+/// q/k) make one run per row; their source rows lie close together, so one request for the
+/// range covering them replaces hundreds of row-sized ones, as long as it wastes little.
+fn coalesce(runs: Vec<RowRun>) -> Vec<Span> {
+    let mut spans: Vec<Span> = Vec::new();
+    for run in runs {
+        let len = run.range.end - run.range.start;
+        if let Some(s) = spans.last_mut() {
+            let (lo, hi) = (s.range.start.min(run.range.start), s.range.end.max(run.range.end));
+            let useful = s.useful + len;
+            let fits = hi - lo <= MAX_SPAN_BYTES && hi - lo <= 2 * useful + SPAN_SLACK;
+            if s.runs.first().is_some_and(|r| r.tensor == run.tensor) && fits {
+                s.range = lo..hi;
+                s.useful = useful;
+                s.runs.push(run);
+                continue;
+            }
+        }
+        spans.push(Span { shard: run.shard, range: run.range.clone(), useful: len, runs: vec![run] });
+    }
+    spans
+}
+
 /// Consecutive source rows of one source tensor, fetched with one request.
 struct RowRun {
     tensor: usize,
     shard: usize,
     dtype: Dtype,
     range: Range<u64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn run(tensor: usize, start: u64, len: u64) -> RowRun {
+        RowRun { tensor, shard: 0, dtype: Dtype::BF16, range: start..start + len }
+    }
+
+    #[test]
+    fn permuted_rows_of_a_head_become_one_request_and_distant_ones_do_not() {
+        // Rows 0, 32, 1, 33, ... of a 64-row head, 4 KiB each: as Llama's q permutation asks.
+        let row = 4096;
+        let runs: Vec<RowRun> = (0..32).flat_map(|i| [run(0, i * row, row), run(0, (32 + i) * row, row)]).collect();
+        let spans = coalesce(runs);
+        assert_eq!(spans.len(), 1);
+        assert_eq!(spans[0].range, 0..64 * row);
+        assert_eq!(spans[0].runs.len(), 64);
+        // Another tensor, or a run far away, starts a new request.
+        let spans = coalesce(vec![run(0, 0, row), run(1, row, row), run(1, 100 << 20, row)]);
+        assert_eq!(spans.iter().map(|s| s.runs.len()).collect::<Vec<_>>(), vec![1, 1, 1]);
+    }
+
+    #[test]
+    fn a_span_hands_each_run_its_own_bytes() {
+        let span = coalesce(vec![run(0, 10, 2), run(0, 14, 3), run(0, 12, 2)]).pop().unwrap();
+        assert_eq!(span.range, 10..17);
+        let bytes = Bytes::from_static(b"abcdefg");
+        let parts: Vec<Bytes> = span.split(&bytes).into_iter().map(|(_, b)| b).collect();
+        assert_eq!(parts, vec![Bytes::from_static(b"ab"), Bytes::from_static(b"efg"), Bytes::from_static(b"cd")]);
+    }
 }

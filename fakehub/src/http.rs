@@ -190,8 +190,16 @@ pub async fn write_response(
         head.push_str(&format!("{n}: {v}\r\n"));
     }
     head.push_str(&format!("Content-Length: {len}\r\n\r\n"));
-    stream.write_all(head.as_bytes()).await?;
     let body = &resp.body;
+    if faults.cut.is_none() && faults.stall.is_none() && faults.bytes_per_sec.is_none() {
+        // No body fault: one write of head and body (the kernel takes it as fast as the client
+        // reads), so the fake is never what a benchmark measures.
+        stream.write_all(head.as_bytes()).await?;
+        stream.write_all(body).await?;
+        stream.flush().await?;
+        return Ok(Written::Complete);
+    }
+    stream.write_all(head.as_bytes()).await?;
     let cut_at = faults.cut.map(|(n, _)| (n as usize).min(body.len()));
     let mut sent = 0usize;
     let mut stalled = false;

@@ -9,6 +9,7 @@
 //! so two daemons can share a directory. `meta` adds the repo descriptions `--offline` needs.
 
 mod block;
+pub mod memory;
 mod meta;
 mod open;
 mod reader;
@@ -20,12 +21,13 @@ use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::os::unix::io::AsRawFd;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
 use tracing::{debug, warn};
 
+pub use memory::{MemoryCache, DEFAULT_MEMORY_CACHE};
 pub use meta::{fetch_source_cached, FetchCachedError, MetadataCache};
 pub use open::{open_file_cached, CachedProvider, OpenCachedError};
 pub use reader::CachedReader;
@@ -37,6 +39,9 @@ pub use reader::CachedReader;
 pub const BLOCK_SIZE: u64 = 4 << 20;
 /// Largest block size `open_with_block_size` accepts (bounds the memory one block needs).
 pub const MAX_BLOCK_SIZE: u64 = 64 << 20;
+/// MiB of fetched blocks that may wait for the disk at once (the memory the background writer
+/// may hold).
+pub(crate) const STORE_BUDGET_MIB: usize = 32;
 /// Eviction frees down to this fraction of the cap, so it does not rescan on every write.
 const EVICT_TARGET_PERCENT: u64 = 90;
 /// Temp files older than this were left by a writer that died; eviction removes them.
@@ -94,6 +99,8 @@ pub struct DiskCache {
     temp_counter: AtomicU64,
     /// Blocks being fetched right now (single flight), shared by every reader of this cache.
     pub(crate) inflight: Mutex<HashMap<(String, u64), reader::Inflight>>,
+    /// Fetched runs waiting to be written (bounds the memory they hold).
+    pub(crate) stores: Arc<tokio::sync::Semaphore>,
 }
 
 impl DiskCache {
@@ -129,9 +136,18 @@ impl DiskCache {
             evicting: Mutex::new(()),
             temp_counter: AtomicU64::new(0),
             inflight: Mutex::new(HashMap::new()),
+            stores: Arc::new(tokio::sync::Semaphore::new(STORE_BUDGET_MIB)),
         };
         cache.refresh_usage();
         Ok(cache)
+    }
+
+    /// Waits until every fetched block handed to the background writer is on disk (or failed):
+    /// what a process that is about to exit (`pull`) calls so its blocks are not lost.
+    pub async fn wait_for_stores(&self) {
+        if let Ok(all) = self.stores.acquire_many(STORE_BUDGET_MIB as u32).await {
+            drop(all);
+        }
     }
 
     /// The cache directory.

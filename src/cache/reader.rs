@@ -204,8 +204,11 @@ impl SourceReader for CachedReader {
     }
 }
 
-/// Fetches blocks `run` (bytes `bytes` of the shard) with one request, stores them, and then
-/// retires their in-flight entries — in that order, so a reader that finds no entry finds the file.
+/// Fetches blocks `run` (bytes `bytes` of the shard) with one request and answers at once; the
+/// blocks are stored by a background task that then retires their in-flight entries — in that
+/// order, so a reader that finds no entry finds the file, and one that finds the entry gets the
+/// fetched bytes. Disk writes are thus off the read path (a cold read runs at network speed, not
+/// at disk-write speed), with at most `STORE_BUDGET_MIB` waiting for the disk.
 async fn fetch_run(
     inner: Arc<dyn SourceReader>,
     cache: Arc<DiskCache>,
@@ -221,8 +224,16 @@ async fn fetch_run(
         Ok(b) => Err(SourceReadError::Io(format!("{}: asked {want} bytes, got {}", source.repo_id, b.len()))),
         Err(e) => Err(e),
     };
-    if let Ok(data) = &result {
-        let (cache2, sha2, data, run2) = (cache.clone(), sha.clone(), data.clone(), run.clone());
+    let Ok(data) = &result else {
+        retire(&cache, &sha, run);
+        return result;
+    };
+    // One permit per MiB waiting for the disk (a run is up to 64 MiB; the budget bounds memory).
+    let mib = (want.div_ceil(1 << 20) as u32).clamp(1, super::STORE_BUDGET_MIB as u32);
+    let slot = cache.stores.clone().acquire_many_owned(mib).await.ok();
+    let data = data.clone();
+    tokio::spawn(async move {
+        let (cache2, sha2, run2) = (cache.clone(), sha.clone(), run.clone());
         let stored = tokio::task::spawn_blocking(move || store_run(&cache2, &sha2, run2, bytes.start, &data)).await;
         let failure = match stored {
             Ok(Ok(())) => None,
@@ -232,17 +243,22 @@ async fn fetch_run(
         if let Some(error) = failure {
             warn!(repo = %source.repo_id, %error, "could not store fetched blocks in the cache");
         }
-    }
+        retire(&cache, &sha, run);
+        // Blocks of this run were protected from the evictions their own writes triggered.
+        if cache.used_bytes() > cache.max_bytes() {
+            let _ = tokio::task::spawn_blocking(move || cache.evict()).await;
+        }
+        drop(slot);
+    });
+    result
+}
+
+fn retire(cache: &DiskCache, sha: &str, run: Range<u64>) {
     if let Ok(mut map) = cache.inflight.lock() {
         for i in run {
-            map.remove(&(sha.clone(), i));
+            map.remove(&(sha.to_string(), i));
         }
     }
-    // Blocks of this run were protected from the evictions their own writes triggered.
-    if cache.used_bytes() > cache.max_bytes() {
-        let _ = tokio::task::spawn_blocking(move || cache.evict()).await;
-    }
-    result
 }
 
 fn store_run(cache: &DiskCache, sha: &str, run: Range<u64>, start: u64, data: &Bytes) -> Result<(), super::CacheError> {

@@ -57,8 +57,11 @@ fn reader(fake: &Arc<Fake>, cache: &Arc<DiskCache>) -> CachedReader {
     CachedReader::new(Some(fake.clone() as Arc<dyn SourceReader>), cache.clone(), source(Some(SHA)))
 }
 
+/// Reads `range`, then waits for the background writer, so the disk shows what the read stored.
 async fn read(r: &CachedReader, range: Range<u64>) -> Bytes {
-    r.read(0, range).await.unwrap()
+    let bytes = r.read(0, range).await.unwrap();
+    r.cache.wait_for_stores().await;
+    bytes
 }
 
 #[tokio::test]

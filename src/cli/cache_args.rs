@@ -6,10 +6,12 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::Args;
 
-use ggufs::cache::{default_dir, DiskCache, MetadataCache};
+use ggufs::cache::{default_dir, DiskCache, MemoryCache, MetadataCache};
 
 /// The source-byte cache's default cap: room for a few 7B-class models' weights.
 pub const DEFAULT_CACHE_SIZE: &str = "50G";
+/// `--memory-cache` default; see `ggufs::cache::DEFAULT_MEMORY_CACHE` for why.
+pub const DEFAULT_MEMORY_CACHE: &str = "256M";
 
 /// Where and how much to cache, and whether to use the network at all.
 #[derive(Args, Clone)]
@@ -26,6 +28,11 @@ pub struct CacheArgs {
     /// Serve only from the cache, never touching the network (also HF_HUB_OFFLINE=1).
     #[arg(long)]
     offline: bool,
+    /// Memory for converted data read ahead, e.g. 64M, 1G (mount: an LRU of converted chunks
+    /// shared by all open files, each file's prefetch window is at most a quarter of it; pull: output
+    /// chunks converted ahead of the writer).
+    #[arg(long, default_value = DEFAULT_MEMORY_CACHE, value_parser = parse_size)]
+    memory_cache: u64,
 }
 
 /// The opened caches.
@@ -38,6 +45,17 @@ impl CacheArgs {
     /// True when the network must not be used (`--offline` or `HF_HUB_OFFLINE`).
     pub fn offline(&self) -> bool {
         self.offline || ggufs::hub::offline_from_env()
+    }
+
+    /// The mount's converted-chunk LRU, sized by `--memory-cache`.
+    pub fn memory_cache(&self) -> Arc<MemoryCache> {
+        Arc::new(MemoryCache::new(self.memory_cache))
+    }
+
+    /// Chunks `pull` converts ahead of its writer within `--memory-cache` (at least 2 so that
+    /// fetching and converting overlap, at most 16).
+    pub fn pull_concurrency(&self) -> usize {
+        (self.memory_cache / ggufs::pull::PULL_CHUNK).clamp(2, 16) as usize
     }
 
     /// Opens the caches, or `None` with `--no-cache`.
@@ -86,5 +104,10 @@ mod tests {
         assert_eq!(parse_size("50g").unwrap(), 50 << 30);
         assert!(parse_size("1X").is_err());
         assert!(parse_size("").is_err());
+    }
+
+    #[test]
+    fn the_default_memory_cache_matches_the_library_default() {
+        assert_eq!(parse_size(DEFAULT_MEMORY_CACHE).unwrap(), ggufs::cache::DEFAULT_MEMORY_CACHE);
     }
 }

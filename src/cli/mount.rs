@@ -111,7 +111,7 @@ pub fn run(mut args: MountArgs) -> anyhow::Result<()> {
         None => Arc::new(HubProvider::new(client)),
     };
     let provider = Arc::new(LoggingProvider { inner: provider });
-    let catalog = Arc::new(Catalog::new(provider, args.models.clone()));
+    let catalog = Arc::new(Catalog::with_memory_cache(provider, args.models.clone(), args.cache.memory_cache()));
     opts.runtime = Some(runtime.handle().clone());
     tracing::info!("mounting at {} (read-only)", args.mountpoint.display());
     let outcome = fs::run_foreground(catalog, &args.mountpoint, opts)?;

@@ -11,7 +11,7 @@ use anyhow::Context;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use ggufs::cache::open_file_cached;
+use ggufs::cache::{open_file_cached, DiskCache};
 use ggufs::hub::{HubClient, HubConfig};
 use ggufs::plan::OutType;
 use ggufs::pull::{partial_path, pull_resumable, PullOptions, PullProgress};
@@ -72,7 +72,7 @@ pub fn parse_outtype(s: &str) -> Result<OutType, String> {
 /// Runs the subcommand.
 pub async fn run(args: PullArgs) -> anyhow::Result<()> {
     let (repo, rev) = super::parse_repo_ref(&args.repo)?;
-    let file = open(&args, &repo, &rev).await.with_context(|| format!("opening {repo}@{rev}"))?;
+    let (file, disk) = open(&args, &repo, &rev).await.with_context(|| format!("opening {repo}@{rev}"))?;
     let layout = file.layout();
     tracing::info!("resolved {repo}@{rev}: commit {}", layout.commit);
     let name = format!("{}-{}.gguf", ggufs::catalog::repo_file_stem(&repo), args.outtype.name());
@@ -84,7 +84,10 @@ pub async fn run(args: PullArgs) -> anyhow::Result<()> {
         layout.size
     );
     let dest = args.output.clone().unwrap_or_else(|| PathBuf::from(&name));
-    let opts = PullOptions { chunk: args.chunk_size.unwrap_or(ggufs::pull::PULL_CHUNK), ..PullOptions::default() };
+    let opts = PullOptions {
+        chunk: args.chunk_size.unwrap_or(ggufs::pull::PULL_CHUNK),
+        concurrency: args.cache.pull_concurrency(),
+    };
     let bar = progress_bar();
     let started = Instant::now();
     let mut announced = false;
@@ -105,6 +108,9 @@ pub async fn run(args: PullArgs) -> anyhow::Result<()> {
     })
     .await
     .with_context(|| format!("pulling {repo}@{rev} (rerun to resume from {})", partial_path(&dest).display()))?;
+    if let Some(disk) = disk {
+        disk.wait_for_stores().await; // blocks fetched for this pull stay cached
+    }
     bar.finish_and_clear();
     let secs = started.elapsed().as_secs_f64();
     let fetched = report.size - report.resumed;
@@ -121,14 +127,16 @@ pub async fn run(args: PullArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-async fn open(args: &PullArgs, repo: &str, rev: &str) -> anyhow::Result<GgufFile> {
+/// The file to pull, and the disk cache its source blocks go to (if any).
+async fn open(args: &PullArgs, repo: &str, rev: &str) -> anyhow::Result<(GgufFile, Option<Arc<DiskCache>>)> {
     let client = Arc::new(HubClient::new(HubConfig::from_env(args.endpoint.clone()))?);
     Ok(match args.cache.open()? {
         Some(c) => {
             let client = (!args.cache.offline()).then_some(client);
-            open_file_cached(client, c.disk, &c.meta, repo, rev, args.outtype).await?
+            let disk = c.disk.clone();
+            (open_file_cached(client, c.disk, &c.meta, repo, rev, args.outtype).await?, Some(disk))
         }
-        None => open_file(client, repo, rev, args.outtype).await?,
+        None => (open_file(client, repo, rev, args.outtype).await?, None),
     })
 }
 

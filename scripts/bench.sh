@@ -1,0 +1,105 @@
+#!/usr/bin/env bash
+# Speed benchmark (README "Benchmarks"; not part of CI). Builds release, serves a generated
+# ~1 GiB BF16 Llama-style repo from the fake Hub, and prints six figures side by side, one line
+# each: "figure: value, ratio X (target >= Y) PASS/FAIL". Exits non-zero if a figure cannot be
+# measured (a missed target is reported, not an error).
+#
+# Environment: GGUFS_SHARED_DIR (default ../shared), BENCH_DIR (work dir, default /tmp/ggufs-bench;
+# the generated model is kept there between runs), BENCH_PORT (default 18600), BENCH_LAYERS (10).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$PWD
+SHARED=${GGUFS_SHARED_DIR:-$ROOT/../shared}
+[ -d "$SHARED/corpus" ] || { echo "no corpus at $SHARED/corpus (set GGUFS_SHARED_DIR)" >&2; exit 2; }
+WORK=${BENCH_DIR:-/tmp/ggufs-bench}
+PORT=${BENCH_PORT:-18600}
+REPO=bench/Llama-1G
+NAME=Llama-1G
+BIN=$ROOT/target/release
+MNT=$WORK/mnt
+mkdir -p "$WORK" "$MNT"
+. "$ROOT/scripts/bench/lib.sh"
+trap cleanup EXIT
+
+echo "== machine: $(nproc) cores, $(uname -r), load $(cut -d' ' -f1-3 /proc/loadavg)"
+echo "== building release"
+cargo build --release -q --workspace --bins
+echo "== conversion kernels (cargo bench --bench convert)"
+cargo bench -q --bench convert 2>/dev/null | tee "$WORK/convert.txt"
+
+if [ ! -f "$WORK/hub/$REPO/model.safetensors" ]; then
+  echo "== generating the model"
+  python3 scripts/bench/gen_model.py "$SHARED/corpus/HuggingFaceTB/SmolLM2-135M-Instruct" "$WORK/hub/$REPO" \
+    "${BENCH_LAYERS:-10}"
+fi
+SRC=$WORK/hub/$REPO/model.safetensors
+SRC_BYTES=$(stat -c %s "$SRC")
+start_hub
+echo "== fake Hub at $HF_ENDPOINT serving $SRC ($SRC_BYTES bytes)"
+
+# Raw download of the same source bytes: one curl, and 8 parallel ranged curls; the faster is
+# the reference (the stricter ratio).
+URL="$HF_ENDPOINT/$REPO/resolve/main/model.safetensors"
+curl -sfL -o /dev/null "$URL" # warm the server's page cache: it is not what we measure
+T_CURL1=$(timed curl -sfL -o /dev/null "$URL")
+T_CURL8=$(timed parallel_download "$URL" "$SRC_BYTES" 8)
+T_RAW=$(min "$T_CURL1" "$T_CURL8")
+echo "   raw download: 1 stream $(rate "$SRC_BYTES" "$T_CURL1"), 8 streams $(rate "$SRC_BYTES" "$T_CURL8")"
+
+# (1), (2): cold cp of the virtual file (fresh disk cache, fresh mount).
+cold_cp() { # TYPE -> seconds
+  rm -rf "$WORK/cache"
+  mount_ggufs "$WORK/cache" 256M
+  local f="$MNT/$REPO/$NAME-$1.gguf"
+  stat -c %s "$f" >"$WORK/size-$1"
+  local t; t=$(timed cp "$f" /dev/null)
+  unmount_ggufs
+  echo "$t"
+}
+T_F16=$(cold_cp F16)
+T_Q8=$(cold_cp Q8_0)
+
+# (4): warm cp: the disk cache of the F16 run above... was replaced by the Q8_0 run's cache, which
+# holds the same source blocks (content-keyed). Kernel caches dropped; local file of the same size.
+F16_BYTES=$(virtual_size F16)
+drop_caches "$WORK/cache"
+mount_ggufs "$WORK/cache" 256M
+T_WARM=$(timed cp "$MNT/$REPO/$NAME-F16.gguf" /dev/null)
+unmount_ggufs
+LOCAL=$WORK/local.bin
+[ "$(stat -c %s "$LOCAL" 2>/dev/null || echo 0)" = "$F16_BYTES" ] || head -c "$F16_BYTES" /dev/urandom > "$LOCAL"
+drop_caches "$LOCAL"
+T_LOCAL=$(timed cp "$LOCAL" /dev/null)
+
+# (5): peak RSS of the daemon copying the model cold with a small memory cache.
+MEMCACHE_MB=64
+rm -rf "$WORK/cache"
+mount_ggufs "$WORK/cache" "${MEMCACHE_MB}M"
+cp "$MNT/$REPO/$NAME-F16.gguf" /dev/null
+HWM_KB=$(awk '/VmHWM/ {print $2}' "/proc/$DAEMON_PID/status")
+unmount_ggufs
+
+# (3): ggufs pull vs the reference converter --remote (both F16, both cold).
+rm -rf "$WORK/cache" "$WORK/pull.gguf" "$WORK/ref.gguf"
+T_PULL=$(timed "$BIN/ggufs" pull "$REPO" --outtype f16 -o "$WORK/pull.gguf" --cache-dir "$WORK/cache")
+T_REF=$(reference_convert "$WORK/ref.gguf")
+SAME=$(cmp -s "$WORK/pull.gguf" "$WORK/ref.gguf" && echo "byte-identical" || echo "DIFFERENT")
+rm -f "$WORK/pull.gguf" "$WORK/ref.gguf"
+
+echo
+echo "== results ($(nproc) cores)"
+Q8_BYTES=$(virtual_size Q8_0)
+figure "1 cold cp F16 vs raw download" "$(rate "$F16_BYTES" "$T_F16") vs $(rate "$SRC_BYTES" "$T_RAW")" \
+  "$(ratio "$T_RAW" "$T_F16")" 0.9
+figure "2 cold cp Q8_0 vs raw download" "$(rate "$Q8_BYTES" "$T_Q8") out, ${T_Q8}s vs ${T_RAW}s" \
+  "$(ratio "$T_RAW" "$T_Q8")" 0.8
+figure "3 pull F16 vs reference --remote" "${T_PULL}s vs ${T_REF}s, outputs $SAME" "$(ratio "$T_REF" "$T_PULL")" 20
+figure "4 warm cp F16 vs local cp" "$(rate "$F16_BYTES" "$T_WARM") vs $(rate "$F16_BYTES" "$T_LOCAL")" \
+  "$(ratio "$T_LOCAL" "$T_WARM")" 0.5
+LIMIT_MB=$((256 + MEMCACHE_MB))
+figure "5 daemon peak RSS, --memory-cache ${MEMCACHE_MB}M, $((F16_BYTES >> 20)) MiB copied" \
+  "$((HWM_KB >> 10)) MiB (limit $LIMIT_MB MiB)" "$(ratio "$((LIMIT_MB << 10))" "$HWM_KB")" 1
+conv=$(grep -o 'convert [^:]*: [0-9.]* GB/s' "$WORK/convert.txt" | sed 's/convert //; s/ GB\/s//' | paste -sd, | sed 's/,/, /g')
+[ -n "$conv" ] || { echo "conversion throughput not measured" >&2; exit 1; }
+echo "6 conversion GB/s of output per core: $conv"
+[ "$SAME" = "byte-identical" ] || { echo "pull and the reference differ" >&2; exit 1; }
