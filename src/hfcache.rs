@@ -98,6 +98,25 @@ impl HfCacheReader {
     }
 }
 
+/// Bytes `range` of a shard from the user's HF cache, if its blob is there and verified (size
+/// and sha256): lets the safetensors header probe skip the network for downloaded shards too.
+pub async fn read_verified_range(
+    hub_cache: &Path,
+    repo_id: &str,
+    shard: &crate::source::Shard,
+    range: Range<u64>,
+) -> Option<Bytes> {
+    if range.end > shard.size {
+        return None;
+    }
+    let path = blob_path(hub_cache, repo_id, shard.sha256.as_deref()?)?;
+    let (size, sha) = (shard.size, shard.sha256.clone()?);
+    let file = tokio::task::spawn_blocking(move || open_verified(&path, size, &sha)).await.ok().flatten()?;
+    let bytes = HfCacheReader::read_blob(file, range).await?;
+    crate::stats::record_hf_cache(bytes.len() as u64);
+    Some(bytes)
+}
+
 impl SourceReader for HfCacheReader {
     fn read(&self, shard: usize, range: Range<u64>) -> BoxFuture<'_, Result<Bytes, SourceReadError>> {
         async move {

@@ -155,7 +155,7 @@ async fn read_shard_header_once(
     shard: &Shard,
 ) -> Result<Vec<HeaderTensor>, SourceError> {
     let st_err = |source| SourceError::Safetensors { repo: repo.into(), path: shard.path.clone(), source };
-    let probe = client.read_range(repo, commit, &shard.path, 0..SHARD_HEADER_PROBE.min(shard.size)).await?;
+    let probe = shard_bytes(client, repo, commit, shard, 0..SHARD_HEADER_PROBE.min(shard.size)).await?;
     let len = safetensors::header_len(&probe).map_err(st_err)?;
     let end = 8 + len;
     if end > shard.size {
@@ -164,9 +164,25 @@ async fn read_shard_header_once(
     let json = if end <= probe.len() as u64 {
         probe.slice(8..end as usize)
     } else {
-        client.read_range(repo, commit, &shard.path, 8..end).await?
+        shard_bytes(client, repo, commit, shard, 8..end).await?
     };
     safetensors::parse_header(&json, shard.size).map_err(st_err)
+}
+
+/// Header bytes of a shard: from the user's HF cache when it holds the verified blob, else the Hub.
+async fn shard_bytes(
+    client: &HubClient,
+    repo: &str,
+    commit: &str,
+    shard: &Shard,
+    range: std::ops::Range<u64>,
+) -> Result<bytes::Bytes, SourceError> {
+    if let Some(dir) = &client.config().hub_cache {
+        if let Some(bytes) = crate::hfcache::read_verified_range(dir, repo, shard, range.clone()).await {
+            return Ok(bytes);
+        }
+    }
+    Ok(client.read_range(repo, commit, &shard.path, range).await?)
 }
 
 /// Shards in path order, names sorted within each; a name repeated in a later shard replaces
