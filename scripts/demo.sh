@@ -36,6 +36,13 @@ for t in F32 F16 BF16 Q8_0; do
     "tests/fixtures/golden/$REPO/$t.json")
   [ "$got" = "$want" ] && echo "  $t: identical ($got)" || { echo "  $t: DIFFERENT ($got vs $want)"; exit 1; }
 done
+echo; echo "== sha256 of each virtual k-quant file vs llama-quantize on the reference F16 (tests/fixtures/kquant)"
+for t in Q4_K_M Q5_K_M Q6_K Q4_0; do
+  got=$(sha256sum "$MNT/$REPO/SmolLM2-135M-Instruct-$t.gguf" | cut -c1-64)
+  want=$(python3 -c "import json,sys; print(json.load(open(sys.argv[1]))['outputs'][sys.argv[2]]['sha256'])" \
+    "tests/fixtures/kquant/$REPO.json" "$t")
+  [ "$got" = "$want" ] && echo "  $t: identical ($got)" || { echo "  $t: DIFFERENT ($got vs $want)"; exit 1; }
+done
 
 LLAMA=${GGUFS_LLAMA_BIN:-$HOME/.cache/ggufs-llama/build/bin/llama-completion}
 if [ -x "$LLAMA" ]; then
