@@ -224,8 +224,9 @@ fn llama4_text_fields(c: &mut Obj) -> Option<()> {
     let interval = c.remove("no_rope_layer_interval").map_or(Some(4), |v| v.as_i64())?;
     c.remove("layer_interval");
     let n_layers = int(c, "num_hidden_layers")?;
-    let given = c.get("no_rope_layers").filter(|v| v.as_array().is_none_or(|a| !a.is_empty()) && !v.is_null());
-    if given.is_none() {
+    // `no_rope_layers if no_rope_layers else default`: absent, null and [] all take the default
+    let unset = c.get("no_rope_layers").is_none_or(|v| v.is_null() || v.as_array().is_some_and(Vec::is_empty));
+    if unset {
         let rope =
             (0..n_layers).map(|i| Some(i64::from((i + 1).checked_rem(interval)? != 0))).collect::<Option<Vec<_>>>()?;
         c.insert("no_rope_layers".into(), rope.into_iter().map(Json::from).collect());
