@@ -29,7 +29,7 @@ pub const FIXTURES: [&str; 7] = [
 
 /// The breadth fixture repos committed in this repo (`tests/fixtures/hub`), whose tokenizer
 /// files come from the shared corpus directory named in their `tokenizer-from.txt`.
-pub const BREADTH_FIXTURES: [&str; 20] = [
+pub const BREADTH_FIXTURES: [&str; 21] = [
     "Qwen/Qwen3-0.6B",
     "meta-llama/Llama-3.2-1B-Instruct",
     "EleutherAI/pythia-70m",
@@ -50,6 +50,7 @@ pub const BREADTH_FIXTURES: [&str; 20] = [
     "google/gemma-2-2b-it",
     "deepseek-ai/DeepSeek-V3",
     "deepseek-ai/DeepSeek-V2-Lite",
+    "meta-llama/Llama-4-Scout-17B-16E-Instruct",
 ];
 
 /// This repo's `tests/fixtures` directory.

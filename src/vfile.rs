@@ -148,6 +148,9 @@ impl GgufFile {
             TensorSource::HeadTransposed { src, group, start, len } => {
                 (self.transposed(t, *src, (*group, *start, *len), e0..e1).await?, e0)
             }
+            TensorSource::ExpertsTransposed { src, start, len } => {
+                (self.experts_transposed(t, *src, (*start, *len), e0..e1).await?, e0)
+            }
             TensorSource::Generated(values) => {
                 let vals = values.get(e0 as usize..e1 as usize).unwrap_or(&[]);
                 (self.convert_f32(t, vals)?, e0)
@@ -243,15 +246,7 @@ impl GgufFile {
         elems: Range<u64>,
     ) -> Result<Vec<u8>, ReadError> {
         let st = &self.source.tensors[src];
-        let raw = self
-            .reader
-            .read(st.shard, st.start..st.start + st.len)
-            .await
-            .map_err(|e| ReadError::Source { repo: self.layout.repo_id.clone(), source: e })?;
-        let mut wide = Vec::new();
-        quant::convert_row(st.dtype, &raw, crate::plan::ElemOp::None, GgmlType::F32, &mut wide)
-            .map_err(|e| self.quant_err(t, e))?;
-        let vals: Vec<f32> = wide.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect();
+        let vals = self.source_f32(t, src).await?;
         let (rows, cols) = match st.shape.as_slice() {
             [r, c] => (*r as usize, *c as usize),
             _ => return Err(self.convert_err(t, "transpose needs a 2-D source".into())),
@@ -270,6 +265,44 @@ impl GgufFile {
             .collect();
         let out = out.ok_or_else(|| self.convert_err(t, "transpose outside the source".into()))?;
         self.convert_f32(t, &out)
+    }
+
+    /// Llama 4's fused expert tensors: each expert's `[rows, cols]` matrix transposed, keeping
+    /// source columns `start..start+len`.
+    async fn experts_transposed(
+        &self,
+        t: &LaidTensor,
+        src: usize,
+        (start, len): (u64, u64),
+        elems: Range<u64>,
+    ) -> Result<Vec<u8>, ReadError> {
+        let (rows, cols) = match self.source.tensors[src].shape.as_slice() {
+            [_, r, c] => (*r, *c),
+            _ => return Err(self.convert_err(t, "expert transpose needs a 3-D source".into())),
+        };
+        let vals = self.source_f32(t, src).await?;
+        let out: Option<Vec<f32>> = elems
+            .map(|i| {
+                let s = TensorSource::experts_transposed_index(i, rows, cols, start, len)?;
+                vals.get(usize::try_from(s).ok()?).copied()
+            })
+            .collect();
+        let out = out.ok_or_else(|| self.convert_err(t, "expert transpose outside the source".into()))?;
+        self.convert_f32(t, &out)
+    }
+
+    /// The whole source tensor widened to f32 (transposes need every row).
+    async fn source_f32(&self, t: &LaidTensor, src: usize) -> Result<Vec<f32>, ReadError> {
+        let st = &self.source.tensors[src];
+        let raw = self
+            .reader
+            .read(st.shard, st.start..st.start + st.len)
+            .await
+            .map_err(|e| ReadError::Source { repo: self.layout.repo_id.clone(), source: e })?;
+        let mut wide = Vec::new();
+        quant::convert_row(st.dtype, &raw, crate::plan::ElemOp::None, GgmlType::F32, &mut wide)
+            .map_err(|e| self.quant_err(t, e))?;
+        Ok(wide.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])).collect())
     }
 
     fn convert_f32(&self, t: &LaidTensor, vals: &[f32]) -> Result<Vec<u8>, ReadError> {

@@ -48,7 +48,10 @@ pub fn load(raw_config: &Obj) -> Result<Obj, ArchError> {
 fn auto_config(raw: &Obj) -> Option<Obj> {
     let model_type = raw.get("model_type").and_then(Json::as_str).unwrap_or("");
     if model_type == "gemma3" {
-        return gemma3_multimodal(raw);
+        return composite(raw, "gemma3", "gemma3_text");
+    }
+    if model_type == "llama4" {
+        return composite(raw, "llama4", "llama4_text");
     }
     table(model_type)?;
     let mut c = typed_config(model_type, raw)?;
@@ -56,11 +59,12 @@ fn auto_config(raw: &Obj) -> Option<Obj> {
     Some(c)
 }
 
-/// `Gemma3Config`: its own few defaults, and `text_config` built as a `Gemma3TextConfig`.
-fn gemma3_multimodal(raw: &Obj) -> Option<Obj> {
-    let mut c = typed_config("gemma3", raw)?;
+/// `Gemma3Config`/`Llama4Config`: their own few defaults, and `text_config` built as the text
+/// model's config class (`Gemma3TextConfig`, `Llama4TextConfig`).
+fn composite(raw: &Obj, model_type: &str, text_type: &str) -> Option<Obj> {
+    let mut c = typed_config(model_type, raw)?;
     let text = raw.get("text_config").and_then(Json::as_object).cloned().unwrap_or_default();
-    let mut text = typed_config("gemma3_text", &text)?;
+    let mut text = typed_config(text_type, &text)?;
     text.remove("transformers_version");
     c.insert("text_config".into(), Json::Object(text));
     c.insert("transformers_version".into(), Json::from(TRANSFORMERS_VERSION));
@@ -171,6 +175,7 @@ fn derive_fields(model_type: &str, c: &mut Obj) -> Option<()> {
             set_pattern_layer_types(c, pattern.as_i64()?)?;
         }
         "phi3" => phi3_rope_scaling(c)?,
+        "llama4_text" => llama4_text_fields(c)?,
         _ => {}
     }
     Some(())
@@ -198,6 +203,50 @@ fn deepseek_fields(model_type: &str, c: &mut Obj) -> Option<()> {
                 }
             }
         }
+    }
+    Some(())
+}
+
+/// `Llama4TextConfig`: `attention_bias` is always false; the no-RoPE layers (every fourth layer
+/// uses RoPE), the MoE layers (every `interleave_moe_layer_step`-th) and the layer types (chunked
+/// attention on the RoPE layers) are computed when absent.
+fn llama4_text_fields(c: &mut Obj) -> Option<()> {
+    c.insert("attention_bias".into(), Json::Bool(false));
+    if is_null_or_absent(c, "num_key_value_heads") {
+        let heads = c.get("num_attention_heads").cloned().unwrap_or(Json::Null);
+        c.insert("num_key_value_heads".into(), heads);
+    }
+    if c.get("head_dim").is_some_and(Json::is_null) {
+        let (h, n) = (int(c, "hidden_size")?, int(c, "num_attention_heads")?);
+        c.insert("head_dim".into(), Json::from(h.checked_div(n)?));
+    }
+    // consumed by __init__, not stored
+    let interval = c.remove("no_rope_layer_interval").map_or(Some(4), |v| v.as_i64())?;
+    c.remove("layer_interval");
+    let n_layers = int(c, "num_hidden_layers")?;
+    // `no_rope_layers if no_rope_layers else default`: absent, null and [] all take the default
+    let unset = c.get("no_rope_layers").is_none_or(|v| v.is_null() || v.as_array().is_some_and(Vec::is_empty));
+    if unset {
+        let rope =
+            (0..n_layers).map(|i| Some(i64::from((i + 1).checked_rem(interval)? != 0))).collect::<Option<Vec<_>>>()?;
+        c.insert("no_rope_layers".into(), rope.into_iter().map(Json::from).collect());
+    }
+    if is_null_or_absent(c, "moe_layers") {
+        let step = int(c, "interleave_moe_layer_step")?;
+        if step <= 0 {
+            return None;
+        }
+        let layers = ((step - 1)..n_layers).step_by(step as usize);
+        c.insert("moe_layers".into(), layers.map(Json::from).collect());
+    }
+    if is_null_or_absent(c, "layer_types") {
+        let no_rope: Vec<Json> = c.get("no_rope_layers")?.as_array()?.clone();
+        let types = no_rope.iter().map(|v| {
+            // Python truthiness of each entry
+            let truthy = v.as_f64().is_some_and(|f| f != 0.0) || v.as_bool() == Some(true);
+            Json::from(if truthy { "chunked_attention" } else { "full_attention" })
+        });
+        c.insert("layer_types".into(), types.collect());
     }
     Some(())
 }
@@ -353,6 +402,8 @@ mod tests {
             "gemma",
             "deepseek_v2",
             "deepseek_v3",
+            "llama4",
+            "llama4_text",
         ] {
             assert!(table(t).is_some(), "{t}");
         }

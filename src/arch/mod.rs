@@ -12,6 +12,7 @@ pub mod gptneox;
 pub mod granite;
 pub mod hparams;
 pub mod llama;
+pub mod llama4;
 pub mod names;
 pub mod olmo2;
 pub mod phi3;
@@ -132,6 +133,7 @@ static REGISTRY: &[(&str, &dyn Architecture)] = &[
     ("GraniteMoeForCausalLM", &granite::GRANITE_MOE),
     ("StableLmForCausalLM", &stablelm::StableLm),
     ("Starcoder2ForCausalLM", &starcoder2::Starcoder2),
+    ("Llama4ForConditionalGeneration", &llama4::Llama4),
 ];
 #[cfg(test)]
 mod tests;

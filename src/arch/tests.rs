@@ -82,6 +82,19 @@ fn output_f32(repo: &str, src: &SourceModel, t: &PlannedTensor) -> Vec<f32> {
             }
             out
         }
+        TensorSource::ExpertsTransposed { src: i, start, len } => {
+            let data = fixture_tensor_f32(repo, src, *i);
+            let shape = &src.tensors[*i].shape;
+            let (e, r, c) = (shape[0] as usize, shape[1] as usize, shape[2] as usize);
+            let (s, l) = (*start as usize, *len as usize);
+            let mut out = Vec::new();
+            for x in 0..e {
+                for j in 0..l {
+                    out.extend((0..r).map(|k| data[x * r * c + k * c + s + j]));
+                }
+            }
+            out
+        }
         TensorSource::Rows { parts, order, rows_per_part, row_len, op } => {
             let mut out = Vec::new();
             for &p in parts {

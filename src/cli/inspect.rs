@@ -140,6 +140,14 @@ fn how(model: &SourceModel, t: &LaidTensor) -> String {
                 start + len
             )
         }
+        TensorSource::ExpertsTransposed { src: i, start, len } => {
+            let (name, dtype) = src(*i).map(|s| (s.name.as_str(), s.dtype.name())).unwrap_or(("?", "?"));
+            format!(
+                "{name} ({dtype} -> {}), columns {start}..{} of every expert transposed",
+                t.info.ty.name(),
+                start + len
+            )
+        }
         TensorSource::Generated(values) => {
             format!("generated from config.json ({} values -> {})", values.len(), t.info.ty.name())
         }

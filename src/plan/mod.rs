@@ -194,6 +194,11 @@ pub enum TensorSource {
     /// `start..start+len` of each head, transposed per head to `[heads, cols, len]`
     /// (DeepSeek's MLA `k_b` split out of `kv_b_proj`). Needs the whole source tensor.
     HeadTransposed { src: usize, group: u64, start: u64, len: u64 },
+    /// A 3-D source `[experts, rows, cols]` stored input-major (Llama 4's fused expert
+    /// projections): each expert's matrix transposed to `[cols, rows]`, keeping rows
+    /// `start..start+len` of it (source columns), giving `[experts, len, rows]`. Needs the whole
+    /// source tensor.
+    ExpertsTransposed { src: usize, start: u64, len: u64 },
     /// Data generated from the config (rope factors), already in f32.
     Generated(Vec<f32>),
 }
@@ -221,9 +226,36 @@ impl PlannedTensor {
     }
 }
 
+impl TensorSource {
+    /// `ExpertsTransposed`: the source element (flat index into `[experts, rows, cols]`) that
+    /// output element `i` of `[experts, len, rows]` holds; `None` outside the source.
+    pub fn experts_transposed_index(i: u64, rows: u64, cols: u64, start: u64, len: u64) -> Option<u64> {
+        let per_expert = len.checked_mul(rows).filter(|&n| n > 0)?;
+        let (e, rem) = (i / per_expert, i % per_expert);
+        let (j, r) = (rem / rows, rem % rows);
+        if start + j >= cols {
+            return None;
+        }
+        Some(e * rows * cols + r * cols + start + j)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn experts_transposed_takes_columns_of_each_expert() {
+        // 2 experts of [rows 2, cols 4] (gate cols 0..2 | up cols 2..4); the up half of
+        // expert 1 transposed: out[1][j][r] = src[1][r][2 + j]
+        let idx = |i| TensorSource::experts_transposed_index(i, 2, 4, 2, 2);
+        let got: Vec<Option<u64>> = (0..8).map(idx).collect();
+        let want = [2, 6, 3, 7, 10, 14, 11, 15].map(Some);
+        assert_eq!(got, want);
+        assert_eq!(TensorSource::experts_transposed_index(0, 2, 4, 3, 2).map(|_| ()), Some(()));
+        assert_eq!(TensorSource::experts_transposed_index(2, 2, 4, 3, 2), None);
+        assert_eq!(TensorSource::experts_transposed_index(0, 0, 4, 0, 2), None);
+    }
 
     #[test]
     fn permute_qk_matches_reshape_swapaxes() {

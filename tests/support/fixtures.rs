@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use super::shared_dir;
 
 /// The breadth fixture repos (families beyond the seven public fixtures).
-pub const BREADTH: [&str; 20] = [
+pub const BREADTH: [&str; 21] = [
     "Qwen/Qwen3-0.6B",
     "meta-llama/Llama-3.2-1B-Instruct",
     "EleutherAI/pythia-70m",
@@ -28,6 +28,7 @@ pub const BREADTH: [&str; 20] = [
     "google/gemma-2-2b-it",
     "deepseek-ai/DeepSeek-V3",
     "deepseek-ai/DeepSeek-V2-Lite",
+    "meta-llama/Llama-4-Scout-17B-16E-Instruct",
 ];
 
 const TOKENIZER_FILES: [&str; 6] =
