@@ -333,9 +333,9 @@ fn completions_and_help_cover_every_subcommand() {
     assert!(help.contains("Examples:") && help.contains("RUST_LOG") && help.contains("-q, --quiet"), "{help}");
 }
 
-/// A fetch error shows at the default level as one line with its cause: a transient one as a
-/// retry warning (and the pull still succeeds), a lasting one as the final error, which
-/// says how to resume.
+/// A transient fetch error is retried without noise at the default level (the pull succeeds, the
+/// retry is a debug line); a lasting one is the final error, one line with its cause, saying how
+/// to resume.
 #[test]
 fn fetch_errors_are_reported_with_their_cause() {
     let hub = start_hub();
@@ -349,12 +349,9 @@ fn fetch_errors_are_reported_with_their_cause() {
     let out = ggufs(&hub, tmp.path()).args(pull_args(&tmp.path().join("a.gguf"))).output().unwrap();
     let err = stderr(&out);
     assert!(out.status.success(), "{err}");
-    let warn: Vec<&str> = err.lines().filter(|l| l.starts_with(" WARN ")).collect();
-    assert_eq!(warn.len(), 1, "{err}");
-    assert!(
-        warn[0].contains("retrying") && warn[0].contains("model.safetensors") && warn[0].contains("HTTP 503"),
-        "{err}"
-    );
+    assert!(!err.contains("WARN") && !err.contains("503"), "a recovered retry is not a warning: {err}");
+    let data_requests = hub.take_log().iter().filter(|e| e.listener == "cdn" && e.range.is_some()).count();
+    assert!(data_requests >= 3, "the failed request was retried");
 
     let denied = FaultRule::new(
         "",
@@ -375,7 +372,7 @@ fn fetch_errors_are_reported_with_their_cause() {
         last.starts_with(&format!("error: pulling {REPO}@main (rerun to resume from {}.partial)", dest.display())),
         "{err}"
     );
-    assert!(last.contains("model.safetensors: HTTP 403: Request has expired"), "{err}");
+    assert!(last.contains("model.safetensors") && last.contains("HTTP 403: Request has expired"), "{err}");
     assert_eq!(last.matches("HTTP 403").count(), 1, "cause repeated: {last}");
     assert!(tmp.path().join("b.gguf.partial").is_file() && !dest.exists());
 }

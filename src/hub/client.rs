@@ -233,7 +233,11 @@ impl HubClient {
             // Hub error codes mean nothing on a CDN host: any definite 4xx there is a refusal.
             let cdn_refusal = !from_endpoint && (400..500).contains(&code) && !matches!(code, 408 | 416 | 429);
             if cdn_refusal {
-                let message = err.to_string();
+                // The server's own words; the status, repo and path are in the variant already.
+                let message = match &err {
+                    HubError::Http { message, .. } => message.clone(),
+                    other => other.to_string(),
+                };
                 return Err(HubError::CdnRefused {
                     repo: target.repo.into(),
                     path: target.path.into(),
