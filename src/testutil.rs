@@ -72,7 +72,11 @@ pub fn corpus_tokenizer_files(repo_dir: &std::path::Path) -> Vec<(String, PathBu
     let Ok(dir) = std::fs::read_to_string(&from) else {
         return Vec::new();
     };
-    let corpus = shared_dir().join("corpus").join(dir.trim());
+    // Tokenizers the corpus lacks are committed under tests/fixtures/tokenizers (PROVENANCE-*.md).
+    let mut corpus = shared_dir().join("corpus").join(dir.trim());
+    if !corpus.is_dir() {
+        corpus = local_fixtures().join("tokenizers").join(dir.trim());
+    }
     let names = [
         "tokenizer.json",
         "tokenizer.model",
@@ -80,6 +84,7 @@ pub fn corpus_tokenizer_files(repo_dir: &std::path::Path) -> Vec<(String, PathBu
         "vocab.json",
         "special_tokens_map.json",
         "added_tokens.json",
+        "vocab.txt",
     ];
     let found: Vec<(String, PathBuf)> =
         names.iter().map(|n| (n.to_string(), corpus.join(n))).filter(|(_, p)| p.is_file()).collect();

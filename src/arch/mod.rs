@@ -2,6 +2,7 @@
 //! An architecture maps a config to GGUF KVs and HF tensors to GGUF tensors. It knows
 //! nothing of HTTP: it sees a `SourceModel` (metadata only).
 
+pub mod bert;
 pub mod ctx;
 pub mod deepseek;
 pub mod experts;
@@ -134,6 +135,8 @@ static REGISTRY: &[(&str, &dyn Architecture)] = &[
     ("StableLmForCausalLM", &stablelm::StableLm),
     ("Starcoder2ForCausalLM", &starcoder2::Starcoder2),
     ("Llama4ForConditionalGeneration", &llama4::Llama4),
+    ("BertModel", &bert::Bert),
+    ("BertForMaskedLM", &bert::Bert),
 ];
 #[cfg(test)]
 mod tests;

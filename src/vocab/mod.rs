@@ -12,6 +12,7 @@ mod pre;
 mod pre_table;
 mod special;
 mod spm;
+mod wordpiece;
 
 #[cfg(test)]
 mod tests;
@@ -87,6 +88,11 @@ pub fn set_vocab_sentencepiece(inp: &VocabInput, kv: &mut KvMap) -> Result<Vocab
 /// `_set_vocab_llama_hf`: byte-fallback BPE tokenizer.json (`NotFound`/`WrongKind` otherwise).
 pub fn set_vocab_llama_hf(inp: &VocabInput, kv: &mut KvMap) -> Result<VocabInfo, VocabError> {
     llama_hf::set_vocab_llama_hf(inp, kv)
+}
+
+/// BERT's WordPiece vocabulary (tokenizer.json, or vocab.txt alone), written "phantom space" style.
+pub fn set_vocab_bert(inp: &VocabInput, kv: &mut KvMap) -> Result<VocabInfo, VocabError> {
+    wordpiece::set_vocab_bert(inp, kv)
 }
 
 /// Phi-3's bespoke SentencePiece loader (converter-spec §5.10).

@@ -31,8 +31,15 @@ pub const BREADTH: [&str; 21] = [
     "meta-llama/Llama-4-Scout-17B-16E-Instruct",
 ];
 
-const TOKENIZER_FILES: [&str; 6] =
-    ["tokenizer.json", "tokenizer.model", "merges.txt", "vocab.json", "special_tokens_map.json", "added_tokens.json"];
+const TOKENIZER_FILES: [&str; 7] = [
+    "tokenizer.json",
+    "tokenizer.model",
+    "merges.txt",
+    "vocab.json",
+    "special_tokens_map.json",
+    "added_tokens.json",
+    "vocab.txt",
+];
 
 /// This repo's `tests/fixtures`.
 pub fn local_fixtures() -> PathBuf {
@@ -63,7 +70,11 @@ fn assemble_repo(src: &Path, dst: &Path) {
     }
     let from = std::fs::read_to_string(src.join("tokenizer-from.txt"))
         .unwrap_or_else(|e| panic!("{}/tokenizer-from.txt: {e}", src.display()));
-    let corpus = shared_dir().join("corpus").join(from.trim());
+    // Tokenizers the corpus lacks are committed under tests/fixtures/tokenizers (PROVENANCE-*.md).
+    let mut corpus = shared_dir().join("corpus").join(from.trim());
+    if !corpus.is_dir() {
+        corpus = local_fixtures().join("tokenizers").join(from.trim());
+    }
     let mut copied = 0;
     for f in TOKENIZER_FILES {
         if corpus.join(f).is_file() {
