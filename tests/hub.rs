@@ -92,9 +92,7 @@ async fn sharded_headers_are_read_concurrently_with_few_requests() {
         "/_cdn/mistralai/Mistral-7B-Instruct-v0.3/",
         FaultAction::SleepBeforeHeaders { ms: 400 },
     )]);
-    let started = std::time::Instant::now();
     let model = fetch_source(&client, MISTRAL, "main").await.unwrap();
-    let elapsed = started.elapsed();
     assert_eq!(model.shards.len(), 2);
     let log = hub.take_log();
     let shard_reads = cdn_shard_requests(&log);
@@ -103,7 +101,6 @@ async fn sharded_headers_are_read_concurrently_with_few_requests() {
     // Each answer is held back 400 ms, so a second request arriving sooner than that after the
     // first proves both were in flight together.
     assert!((a.start_ms - b.start_ms).abs() < 300.0, "shard header reads were sequential: {a:?} {b:?}");
-    assert!(elapsed.as_millis() < 2 * 400 + 600, "took {elapsed:?}");
     assert!(shard_reads.iter().all(|e| e.range.as_deref() == Some("bytes=0-99999")));
     // revision + tree + one GET per small file + 2 resolves + 2 CDN reads, nothing else.
     let small = model.files.paths().count();
