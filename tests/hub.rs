@@ -317,10 +317,9 @@ async fn stalled_body_times_out_and_resumes() {
     hub.set_faults(vec![
         FaultRule::new("/_cdn/", FaultAction::StallMidBody { after_bytes: 50_000, ms: 3_000 }).times(1)
     ]);
-    let started = std::time::Instant::now();
     let got = c.read_range(SMOL, &fake_commit(SMOL), "model.safetensors", 0..500_000).await.unwrap();
     assert_eq!(&got[..], &data[..500_000]);
-    assert!(started.elapsed().as_millis() < 2_500, "did not time out the stall: {:?}", started.elapsed());
+    // A second CDN request (a resume) exists only if the 3 s stall was cut by the 300 ms timeout.
     let cdn: Vec<LogEntry> = hub.take_log().into_iter().filter(|e| e.listener == "cdn").collect();
     assert_eq!(cdn.len(), 2, "{cdn:#?}");
     assert_ne!(cdn[1].range.as_deref(), Some("bytes=0-499999"), "resume must not restart from 0");
