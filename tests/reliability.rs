@@ -514,7 +514,8 @@ fn exhausted_retries_are_logged_once_with_repo_and_file() {
     });
     let err = outcome.expect_err("persistent 503");
     assert!(matches!(err, ggufs::hub::HubError::Http { status: 503, .. }), "{err}");
-    assert!(started.elapsed() < Duration::from_secs(3), "budget not honoured: {:?}", started.elapsed());
+    // Generous for loaded machines, but far below what retrying without a budget would take.
+    assert!(started.elapsed() < Duration::from_secs(8), "budget not honoured: {:?}", started.elapsed());
     let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
     let lines: Vec<&str> = text.lines().filter(|l| l.contains("WARN") || l.contains("ERROR")).collect();
     assert_eq!(lines.len(), 1, "one line for the failure: {text}");
