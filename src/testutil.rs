@@ -27,31 +27,7 @@ pub const FIXTURES: [&str; 7] = [
     "google/gemma-3-1b-it",
 ];
 
-/// The breadth fixture repos committed in this repo (`tests/fixtures/hub`), whose tokenizer
-/// files come from the shared corpus directory named in their `tokenizer-from.txt`.
-pub const BREADTH_FIXTURES: [&str; 21] = [
-    "Qwen/Qwen3-0.6B",
-    "meta-llama/Llama-3.2-1B-Instruct",
-    "EleutherAI/pythia-70m",
-    "Qwen/Qwen3-30B-A3B",
-    "Qwen/Qwen1.5-MoE-A2.7B",
-    "TinyLlama/TinyLlama-1.1B-Chat-v0.6",
-    "HuggingFaceTB/SmolLM2-360M-Instruct",
-    "allenai/OLMo-2-1124-7B-Instruct",
-    "ibm-granite/granite-3.1-2b-instruct",
-    "ibm-granite/granite-3.1-1b-a400m-instruct",
-    "stabilityai/stablelm-3b-4e1t",
-    "bigcode/starcoder2-3b",
-    "ggufs-fixtures/tinyllama-f32-weights",
-    "ggufs-fixtures/tinyllama-f16-weights",
-    "ggufs-fixtures/tinyllama-mixed-weights",
-    "ggufs-fixtures/gemma-3-f16-weights",
-    "google/gemma-2b",
-    "google/gemma-2-2b-it",
-    "deepseek-ai/DeepSeek-V3",
-    "deepseek-ai/DeepSeek-V2-Lite",
-    "meta-llama/Llama-4-Scout-17B-16E-Instruct",
-];
+include!("../tests/fixtures/breadth_fixtures.rs");
 
 /// This repo's `tests/fixtures` directory.
 fn local_fixtures() -> PathBuf {

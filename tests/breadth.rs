@@ -10,7 +10,7 @@ use std::sync::Arc;
 
 use ggufs::plan::OutType;
 use ggufs::remote::open_file;
-use support::fixtures::{assemble_breadth_root, breadth_golden, BREADTH};
+use support::fixtures::{assemble_breadth_root, breadth_golden, BREADTH_FIXTURES};
 use support::*;
 
 fn runtime() -> tokio::runtime::Runtime {
@@ -27,8 +27,10 @@ fn every_breadth_fixture_and_type_is_byte_identical_to_the_reference() {
     let mut checked = 0;
     // GGUFS_BREADTH_ONLY=repo,repo narrows a local run while a new fixture is being made
     let only = std::env::var("GGUFS_BREADTH_ONLY").ok();
-    let selected: Vec<&str> =
-        BREADTH.into_iter().filter(|r| only.as_deref().is_none_or(|o| o.split(',').any(|x| x == *r))).collect();
+    let selected: Vec<&str> = BREADTH_FIXTURES
+        .into_iter()
+        .filter(|r| only.as_deref().is_none_or(|o| o.split(',').any(|x| x == *r)))
+        .collect();
     for repo in selected.iter().copied() {
         for t in OutType::ALL {
             let g = breadth_golden(repo, t.name());

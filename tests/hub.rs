@@ -2,9 +2,6 @@
 
 mod support;
 
-use std::io::Write;
-use std::sync::{Arc, Mutex};
-
 use ggufs::hub::HubError;
 use ggufs::source::fetch_source;
 use ggufs_fakehub::{FaultAction, FaultRule, LogEntry};
@@ -160,47 +157,23 @@ async fn gated_and_disabled_repos() {
     assert!(matches!(e, HubError::Disabled { .. }), "{e}");
 }
 
-/// A `tracing` writer into a shared buffer.
-#[derive(Clone, Default)]
-struct Buf(Arc<Mutex<Vec<u8>>>);
-impl Write for Buf {
-    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().unwrap().extend_from_slice(b);
-        Ok(b.len())
-    }
-    fn flush(&mut self) -> std::io::Result<()> {
-        Ok(())
-    }
-}
-
 #[test]
 fn token_never_reaches_the_cdn_or_the_logs() {
     const TOKEN: &str = "hf_SuperSecretToken123";
     let hub = start_hub();
     hub.set_faults(vec![FaultRule::new("/_cdn/", FaultAction::CdnRejectAuth)]);
     let client = client_with_token(&hub, TOKEN);
-    let buf = Buf::default();
-    let writer = buf.clone();
-    let subscriber = tracing_subscriber::fmt()
-        .with_max_level(tracing::Level::TRACE)
-        .with_writer(move || writer.clone())
-        .with_ansi(false)
-        .finish();
-    tracing::subscriber::with_default(subscriber, || {
-        let rt = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
-        rt.block_on(async {
-            tracing::debug!(config = ?client.config(), "client config");
-            fetch_source(&client, SMOL, "main").await.unwrap();
-            let sha = fake_commit(SMOL);
-            client.read_range(SMOL, &sha, "model.safetensors", 1000..5000).await.unwrap();
-        });
+    let ((), text) = support::with_captured_logs(tracing::Level::TRACE, async {
+        tracing::debug!(config = ?client.config(), "client config");
+        fetch_source(&client, SMOL, "main").await.unwrap();
+        let sha = fake_commit(SMOL);
+        client.read_range(SMOL, &sha, "model.safetensors", 1000..5000).await.unwrap();
     });
     let log = hub.take_log();
     let cdn: Vec<&LogEntry> = log.iter().filter(|e| e.listener == "cdn").collect();
     assert!(!cdn.is_empty());
     assert!(cdn.iter().all(|e| !e.authorization), "token leaked to the CDN: {cdn:#?}");
     assert!(log.iter().filter(|e| e.listener == "hub").all(|e| e.authorization), "hub requests must carry the token");
-    let text = String::from_utf8(buf.0.lock().unwrap().clone()).unwrap();
     assert!(
         text.contains("GET") && text.contains("redacted"),
         "trace output missing: {}",

@@ -169,37 +169,6 @@ fn gemma_norm_shift_matches_goldens() {
     assert_matches_goldens(repo, "model.layers.1.mlp.down_proj.weight", "blk.1.ffn_down.weight", ElemOp::None);
 }
 
-/// Single-core throughput (GB/s of output); run with
-/// `cargo test --release --lib quant::reference_tests::throughput -- --ignored --nocapture`.
-#[test]
-#[ignore]
-fn throughput() {
-    let n = 1 << 24;
-    let bf16: Vec<u8> = (0..n as u32)
-        .flat_map(|i| ((i.wrapping_mul(2_654_435_761) >> 16) as u16 & 0x7f7f | 0x3c00).to_le_bytes())
-        .collect();
-    let f32s: Vec<u8> =
-        bf16.chunks_exact(2).flat_map(|c| ((u16::from_le_bytes([c[0], c[1]]) as u32) << 16).to_le_bytes()).collect();
-    let f16 = convert(Dtype::BF16, &bf16, ElemOp::None, GgmlType::F16);
-    for (src, input) in [(Dtype::BF16, &bf16), (Dtype::F16, &f16), (Dtype::F32, &f32s)] {
-        for dst in [GgmlType::F32, GgmlType::F16, GgmlType::BF16, GgmlType::Q8_0] {
-            let mut out = Vec::with_capacity(n * 4);
-            let start = std::time::Instant::now();
-            let reps = 5;
-            for _ in 0..reps {
-                out.clear();
-                convert_row(src, input, ElemOp::None, dst, &mut out).unwrap();
-            }
-            let secs = start.elapsed().as_secs_f64() / reps as f64;
-            println!(
-                "{src:?} -> {dst:?}: {:.2} GB/s out, {:.0} M elem/s",
-                out.len() as f64 / secs / 1e9,
-                n as f64 / secs / 1e6
-            );
-        }
-    }
-}
-
 #[test]
 fn narrow_and_integer_dtypes_convert_by_value_like_torch() {
     let all8: Vec<u8> = (0..=255).collect();

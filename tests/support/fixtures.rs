@@ -6,30 +6,7 @@ use std::path::{Path, PathBuf};
 
 use super::shared_dir;
 
-/// The breadth fixture repos (families beyond the seven public fixtures).
-pub const BREADTH: [&str; 21] = [
-    "Qwen/Qwen3-0.6B",
-    "meta-llama/Llama-3.2-1B-Instruct",
-    "EleutherAI/pythia-70m",
-    "Qwen/Qwen3-30B-A3B",
-    "Qwen/Qwen1.5-MoE-A2.7B",
-    "TinyLlama/TinyLlama-1.1B-Chat-v0.6",
-    "HuggingFaceTB/SmolLM2-360M-Instruct",
-    "allenai/OLMo-2-1124-7B-Instruct",
-    "ibm-granite/granite-3.1-2b-instruct",
-    "ibm-granite/granite-3.1-1b-a400m-instruct",
-    "stabilityai/stablelm-3b-4e1t",
-    "bigcode/starcoder2-3b",
-    "ggufs-fixtures/tinyllama-f32-weights",
-    "ggufs-fixtures/tinyllama-f16-weights",
-    "ggufs-fixtures/tinyllama-mixed-weights",
-    "ggufs-fixtures/gemma-3-f16-weights",
-    "google/gemma-2b",
-    "google/gemma-2-2b-it",
-    "deepseek-ai/DeepSeek-V3",
-    "deepseek-ai/DeepSeek-V2-Lite",
-    "meta-llama/Llama-4-Scout-17B-16E-Instruct",
-];
+include!("../fixtures/breadth_fixtures.rs");
 
 const TOKENIZER_FILES: [&str; 7] = [
     "tokenizer.json",
@@ -49,7 +26,7 @@ pub fn local_fixtures() -> PathBuf {
 /// A temp Hub root holding every breadth repo, complete (small files + corpus tokenizer files).
 pub fn assemble_breadth_root() -> tempfile::TempDir {
     let tmp = tempfile::tempdir().expect("tempdir");
-    for repo in BREADTH {
+    for repo in BREADTH_FIXTURES {
         assemble_repo(&local_fixtures().join("hub").join(repo), &tmp.path().join(repo));
     }
     tmp

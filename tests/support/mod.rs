@@ -205,3 +205,28 @@ pub fn unsupported_arch_repo(repo: &str, new_id: &str) -> tempfile::TempDir {
     std::fs::write(dst.join("config.json"), config.to_string()).expect("write config");
     tmp
 }
+
+/// Runs `fut` on a fresh current-thread runtime with every `tracing` event at `level` or above
+/// written (without colours) into a buffer; returns its output and the log text.
+pub fn with_captured_logs<F: std::future::Future>(level: tracing::Level, fut: F) -> (F::Output, String) {
+    #[derive(Clone, Default)]
+    struct LogBuf(std::sync::Arc<std::sync::Mutex<Vec<u8>>>);
+    impl std::io::Write for LogBuf {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0.lock().unwrap_or_else(|e| e.into_inner()).extend_from_slice(b);
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let buf = LogBuf::default();
+    let writer = buf.clone();
+    let subscriber =
+        tracing_subscriber::fmt().with_max_level(level).with_writer(move || writer.clone()).with_ansi(false).finish();
+    let out = tracing::subscriber::with_default(subscriber, || {
+        tokio::runtime::Builder::new_current_thread().enable_all().build().expect("runtime").block_on(fut)
+    });
+    let text = String::from_utf8_lossy(&buf.0.lock().unwrap_or_else(|e| e.into_inner())).into_owned();
+    (out, text)
+}

@@ -7,12 +7,15 @@ use sha2::{Digest, Sha256};
 use crate::gguf::writer::encode_value;
 use crate::plan::layout::{build, retype, Layout};
 use crate::plan::OutType;
-use crate::testutil::{fixture_source, BREADTH_FIXTURES, FIXTURES};
+use crate::testutil::{fixture_source, FIXTURES};
 
 /// Fixtures whose headers are checked here: the two k-quant fixtures (real Q4_K/Q5_K/Q6_K
 /// tensors) and GPT-2 (fused QKV, transposed weights). tests/kquant.rs checks every
 /// fixture's whole file; this is the quick, explained check of the type rules.
-const HEADER_FIXTURES: [&str; 3] = [BREADTH_FIXTURES[5], BREADTH_FIXTURES[6], FIXTURES[4]];
+/// The k-quant fixtures: rows of 256 (whole super-blocks) and a 2048-wide ffn_down.
+const KQ_256: &str = "TinyLlama/TinyLlama-1.1B-Chat-v0.6";
+const KQ_2048: &str = "HuggingFaceTB/SmolLM2-360M-Instruct";
+const HEADER_FIXTURES: [&str; 3] = [KQ_256, KQ_2048, FIXTURES[4]];
 
 /// The name llama-quantize's TYPE argument (and the expected JSON) uses.
 fn quantize_arg(t: OutType) -> &'static str {
@@ -109,7 +112,7 @@ fn headers_and_sizes_equal_llama_quantize() {
 /// `build` and `retype` (from any converter type) give the same quantized layout.
 #[test]
 fn build_and_retype_agree() {
-    let source = fixture_source(BREADTH_FIXTURES[5]);
+    let source = fixture_source(KQ_256);
     let bf16 = build(&source, OutType::BF16).unwrap();
     let built = build(&source, OutType::Q4KM).unwrap();
     assert_eq!(built.outtype, OutType::Q4KM);
@@ -119,7 +122,7 @@ fn build_and_retype_agree() {
 /// A quantized layout cannot be re-typed (it has lost the converter's order and KVs).
 #[test]
 fn quantized_layouts_are_not_retyped() {
-    let source = fixture_source(BREADTH_FIXTURES[6]);
+    let source = fixture_source(KQ_2048);
     let f16 = build(&source, OutType::F16).unwrap();
     let q = super::quantize(&f16, OutType::Q4KM).unwrap();
     assert!(retype(&q, OutType::F16).is_err());
@@ -132,7 +135,7 @@ fn quantized_layouts_are_not_retyped() {
 fn requantized_f16_tensors_round_through_f16() {
     use crate::gguf::GgmlType;
     use crate::plan::{ElemOp, TensorSource};
-    let source = fixture_source(BREADTH_FIXTURES[5]);
+    let source = fixture_source(KQ_256);
     let q = retype(&build(&source, OutType::F16).unwrap(), OutType::Q4KM).unwrap();
     for t in &q.tensors {
         let TensorSource::Rows { op, .. } = &t.plan.source else { continue };
