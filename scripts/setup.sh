@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs what ggufs's build and tests need on a fresh Debian machine (idempotent).
 set -euo pipefail
+"$(dirname "$0")/dev-null.sh"
 need_apt=()
 command -v fusermount3 >/dev/null || need_apt+=(fuse3)
 command -v pkg-config >/dev/null || need_apt+=(pkg-config)
