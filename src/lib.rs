@@ -4,6 +4,7 @@
 //! `plan` (the GGUF layout and how each byte is made, using `arch`, `vocab`, `metadata`)
 //! → `vfile` (byte ranges of the virtual file, using `quant` and `cache`) → `fs` (FUSE).
 
+pub mod allocator;
 pub mod arch;
 pub mod cache;
 pub mod catalog;
@@ -14,6 +15,7 @@ pub mod gguf;
 pub mod hfcache;
 pub mod hub;
 pub mod metadata;
+pub mod pagebuf;
 pub mod plan;
 pub mod prefetch;
 pub mod pull;

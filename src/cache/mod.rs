@@ -9,6 +9,7 @@
 //! so two daemons can share a directory. `meta` adds the repo descriptions `--offline` needs.
 
 mod block;
+mod direct;
 pub mod memory;
 mod meta;
 mod open;
@@ -215,15 +216,19 @@ impl DiskCache {
             std::process::id(),
             self.temp_counter.fetch_add(1, Ordering::Relaxed)
         ));
-        let encoded = block::encode(&key, index, data);
-        // No fsync: a block torn by a crash fails its digest and is refetched, which is cheaper
+        let header = block::header(&key, index, data);
+        // No fsync: a block torn by a crash fails its checksum and is refetched, which is cheaper
         // than syncing every 4 MiB on the read path.
-        write_private(&temp, &encoded)?;
+        if let Err(e) = direct::write_new_file(&temp, &[&header, data]) {
+            let _ = std::fs::remove_file(&temp);
+            return Err(CacheError::Io { path: temp, source: e });
+        }
         if let Err(e) = std::fs::rename(&temp, &path) {
             let _ = std::fs::remove_file(&temp);
             return Err(CacheError::Io { path, source: e });
         }
-        let used = self.used.fetch_add(encoded.len() as u64, Ordering::Relaxed) + encoded.len() as u64;
+        let written = block::file_len(data.len()) as u64;
+        let used = self.used.fetch_add(written, Ordering::Relaxed) + written;
         if used > self.max_bytes {
             self.evict();
         }

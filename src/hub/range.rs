@@ -7,7 +7,9 @@ use std::ops::Range;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
+
+use crate::pagebuf::PageBuf;
 use reqwest::header::CONTENT_RANGE;
 use reqwest::{Response, StatusCode, Url};
 use tracing::debug;
@@ -108,7 +110,8 @@ impl HubClient {
             .map(|(_, sha256)| ContentDigest::Sha256(sha256.to_ascii_lowercase()));
         let url = self.resolve_url(repo, sha, path);
         let want = range.end - range.start;
-        let mut out = BytesMut::with_capacity(want.min(SMALL_FILE_LIMIT) as usize);
+        // Page-aligned, so the disk cache can store the blocks of this range without a copy.
+        let mut out = PageBuf::with_capacity(want.min(SMALL_FILE_LIMIT) as usize);
         let mut attempts = Attempts::start();
         loop {
             let pos = range.start + out.len() as u64;
@@ -143,7 +146,7 @@ impl HubClient {
         url: &str,
         pos: u64,
         end: u64,
-        out: &mut BytesMut,
+        out: &mut PageBuf,
     ) -> Result<(), HubError> {
         let resp = self.send_ranged(target, url, (pos, end - 1)).await?;
         match resp.status() {
@@ -177,7 +180,7 @@ impl HubClient {
         mut resp: Response,
         mut skip: u64,
         take: u64,
-        out: &mut BytesMut,
+        out: &mut PageBuf,
     ) -> Result<(), HubError> {
         let goal = out.len() as u64 + take;
         let start_len = out.len() as u64;
