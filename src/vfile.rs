@@ -97,6 +97,12 @@ impl GgufFile {
             }
         }
         let pieces: Vec<(u64, Bytes)> = futures::stream::iter(pieces).buffered(FETCH_CONCURRENCY).try_collect().await?;
+        // The common case of a large tensor: one piece is the whole answer, served without a copy.
+        if let [(0, whole)] = pieces.as_slice() {
+            if out.is_empty() && whole.len() as u64 == end - offset {
+                return Ok(whole.clone());
+            }
+        }
         out.resize((end - offset) as usize, 0);
         for (at, bytes) in pieces {
             let at = at as usize;
@@ -218,7 +224,12 @@ impl GgufFile {
         let ty = t.info.ty;
         let input_bytes: usize = fetched.iter().map(|(_, b)| b.len()).sum();
         let convert = move || {
-            let mut out = Vec::new();
+            // Sized up front: growing by doubling would copy the output several times over.
+            let expected: usize = fetched
+                .iter()
+                .map(|(run, b)| quant::output_len(ty, b.len() / run.dtype.size() as usize).unwrap_or(0))
+                .sum();
+            let mut out = Vec::with_capacity(expected);
             for (run, bytes) in fetched {
                 quant::convert_row(run.dtype, &bytes, op, ty, &mut out)?;
             }

@@ -5,6 +5,7 @@
 //! numpy `quantize` (F16 via `astype`, BF16 and Q8_0 after a cast to f32). This module
 //! reproduces each step bit for bit, a chunk at a time, without per-element allocation.
 
+mod f16c;
 pub mod ggml;
 mod q8_0;
 pub mod scalar;
@@ -246,7 +247,7 @@ fn encode_f32(x: &[f32], dst: GgmlType, out: &mut [u8]) {
                 c.copy_from_slice(&v.to_le_bytes());
             }
         }
-        GgmlType::F16 => encode_u16(x, out, f32_to_f16_bits),
+        GgmlType::F16 => f16c::encode_f16(x, out),
         GgmlType::BF16 => encode_u16(x, out, f32_to_bf16_bits),
         GgmlType::Q8_0 => q8_0::quantize_blocks(x, out),
         // output_len rejected every other type before any buffer was sized.
