@@ -71,8 +71,15 @@ impl RepoModel {
             if t == OutType::F16 {
                 f16 = Some(layout.clone());
             }
-            files.push((format!("{name}-{}.gguf", t.name()), Arc::new(layout)));
+            files.push((format!("{name}-{}.gguf", t.name()), layout));
         }
+        let files = files
+            .into_iter()
+            .map(|(name, mut layout)| {
+                layout.shed_kv(); // the header bytes are all the mount serves
+                (name, Arc::new(layout))
+            })
+            .collect();
         Ok(Self { source, files, passthrough: Vec::new(), passthrough_source: None })
     }
 
@@ -175,6 +182,8 @@ impl Catalog {
             };
             tracing::info!(repo, rev, commit = %model.source.commit, files = model.files.len(),
                 passthrough = model.passthrough.len(), "repo resolved");
+            // Parsing vocabularies and building eight layouts left much freed memory behind.
+            crate::allocator::release_free_memory();
             Ok::<_, VfsError>(Arc::new(model))
         })
         .await

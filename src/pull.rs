@@ -2,7 +2,9 @@
 //!
 //! A pull writes `<dest>.partial` and, beside it, `<dest>.partial.sums`: one identity line
 //! (repo, commit, output type, size, header hash, chunk size, ggufs version) and then one
-//! sha256 per completed chunk, appended after the chunk's bytes are written. A later pull of
+//! XXH3-128 checksum per completed chunk, appended after the chunk's bytes are written (the
+//! checksum guards against torn writes and bit rot, as the disk cache's does; SHA-256 cost
+//! a sizeable share of a pull's CPU). A later pull of
 //! the same file re-hashes the chunks the sidecar lists (a local read: far cheaper than
 //! fetching and converting again), keeps the verified prefix, and continues from there.
 //! Anything that does not match (another commit, another ggufs version, a chunk whose bytes
@@ -12,9 +14,13 @@
 use std::fs::{File, OpenOptions};
 use std::io::{BufRead, BufReader, Read, Seek, SeekFrom, Write};
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
 
+use bytes::Bytes;
 use futures::{StreamExt, TryStreamExt};
 use sha2::{Digest, Sha256};
+use xxhash_rust::xxh3::Xxh3;
 
 use crate::vfile::{GgufFile, ReadError};
 
@@ -26,7 +32,12 @@ pub const PULL_CONCURRENCY: usize = 4;
 /// Largest chunk accepted: a chunk is held in memory while it is converted.
 pub const MAX_CHUNK: u64 = 1 << 30;
 /// First line of a sidecar; bump when the sidecar format changes.
-const SIDECAR_FORMAT: &str = "ggufs-partial/1";
+const SIDECAR_FORMAT: &str = "ggufs-partial/2";
+/// Hex digits of one chunk checksum (XXH3-128).
+const SUM_HEX_LEN: usize = 32;
+/// Produced chunks waiting for the writer thread: enough to ride out a slow write, few enough
+/// to bound memory.
+const WRITE_QUEUE: usize = 2;
 
 /// Why a pull failed.
 #[derive(Debug, thiserror::Error)]
@@ -117,8 +128,8 @@ pub async fn pull_resumable(
     let size = file.size();
     let n_chunks = size.div_ceil(opts.chunk);
     let verified = verified_chunks(&partial, &sums, &identity, opts.chunk).min(n_chunks);
-    let mut out = open_partial(&partial, verified * opts.chunk).map_err(werr(&partial))?;
-    let mut sidecar = rewrite_sidecar(&sums, &identity, &verified_sums(&sums, verified)).map_err(werr(&sums))?;
+    let out = open_partial(&partial, verified * opts.chunk).map_err(werr(&partial))?;
+    let sidecar = rewrite_sidecar(&sums, &identity, &verified_sums(&sums, verified)).map_err(werr(&sums))?;
     let resumed = (verified * opts.chunk).min(size);
     if resumed > 0 {
         tracing::debug!(dest = %dest.display(), resumed, verified, "resuming");
@@ -129,17 +140,63 @@ pub async fn pull_resumable(
         file.read_range(start, opts.chunk.min(size - start))
     });
     let mut stream = futures::stream::iter(chunks).buffered(opts.concurrency.max(1));
-    let mut done = resumed;
-    while let Some(bytes) = stream.try_next().await? {
-        out.write_all(&bytes).map_err(werr(&partial))?;
-        writeln!(sidecar, "{}", hex::encode(Sha256::digest(&bytes))).map_err(werr(&sums))?;
-        done += bytes.len() as u64;
-        progress(PullProgress { total: size, done, resumed });
+    let written = Arc::new(AtomicU64::new(resumed));
+    let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(WRITE_QUEUE);
+    let writer = {
+        let (written, paths) = (written.clone(), (partial.clone(), sums.clone()));
+        std::thread::spawn(move || write_chunks(rx, (out, sidecar), &paths, &written))
+    };
+    // Chunks are written on a thread of their own so that disk writes and checksums never
+    // hold up the async threads fetching the next chunks.
+    let produced = async {
+        while let Some(bytes) = stream.try_next().await? {
+            if tx.send(bytes).await.is_err() {
+                break; // the writer failed; its error is reported below
+            }
+            progress(PullProgress { total: size, done: written.load(Ordering::Relaxed), resumed });
+        }
+        Ok::<_, PullError>(())
     }
+    .await;
+    drop(tx);
+    let write_result = writer.join().unwrap_or_else(|_| {
+        Err(PullError::Write { path: partial.display().to_string(), source: std::io::Error::other("writer panicked") })
+    });
+    produced?;
+    let out = write_result?;
+    let done = written.load(Ordering::Relaxed);
+    progress(PullProgress { total: size, done, resumed });
     out.sync_all().map_err(werr(&partial))?;
     std::fs::rename(&partial, dest).map_err(werr(dest))?;
     let _ = std::fs::remove_file(&sums);
     Ok(PullReport { size: done, resumed })
+}
+
+/// The writer thread: appends each chunk to the partial file, then its checksum to the
+/// sidecar, counting bytes written; returns the partial file for the final sync.
+fn write_chunks(
+    mut rx: tokio::sync::mpsc::Receiver<Bytes>,
+    (mut out, mut sidecar): (File, File),
+    (partial, sums): &(PathBuf, PathBuf),
+    written: &AtomicU64,
+) -> Result<File, PullError> {
+    let err = |p: &Path| {
+        let path = p.display().to_string();
+        move |source| PullError::Write { path, source }
+    };
+    while let Some(bytes) = rx.blocking_recv() {
+        out.write_all(&bytes).map_err(err(partial))?;
+        writeln!(sidecar, "{}", chunk_sum(&bytes)).map_err(err(sums))?;
+        written.fetch_add(bytes.len() as u64, Ordering::Relaxed);
+    }
+    Ok(out)
+}
+
+/// The sidecar checksum of one chunk.
+fn chunk_sum(bytes: &[u8]) -> String {
+    let mut h = Xxh3::new();
+    h.update(bytes);
+    format!("{:032x}", h.digest128())
 }
 
 /// What makes two pulls produce the same bytes: anything else in the sidecar is a mismatch.
@@ -175,9 +232,9 @@ fn verified_chunks(partial: &Path, sums: &Path, identity: &str, chunk: u64) -> u
 }
 
 /// Reads the next `chunk` bytes (or what is left of the file: the last chunk is short) and
-/// compares their sha256 with `want`.
+/// compares their checksum with `want`.
 fn chunk_matches(f: &mut File, buf: &mut [u8], chunk: u64, want: &str) -> bool {
-    let mut hasher = Sha256::new();
+    let mut hasher = Xxh3::new();
     let mut left = chunk;
     while left > 0 {
         let n = buf.len().min(left as usize);
@@ -190,7 +247,7 @@ fn chunk_matches(f: &mut File, buf: &mut [u8], chunk: u64, want: &str) -> bool {
             Err(_) => return false,
         }
     }
-    left < chunk && hex::encode(hasher.finalize()) == want
+    left < chunk && format!("{:032x}", hasher.digest128()) == want
 }
 
 /// The checksum lines of a sidecar whose identity line is `identity`.
@@ -201,8 +258,11 @@ fn read_sidecar(sums: &Path, identity: &str) -> std::io::Result<Vec<String>> {
         tracing::debug!(sidecar = %sums.display(), "partial file is from another pull; starting over");
         return Ok(Vec::new());
     }
-    // A torn last line (killed mid-write) is not 64 hex digits and ends the list.
-    Ok(lines.map_while(Result::ok).take_while(|l| l.len() == 64 && l.bytes().all(|b| b.is_ascii_hexdigit())).collect())
+    // A torn last line (killed mid-write) is too short and ends the list.
+    Ok(lines
+        .map_while(Result::ok)
+        .take_while(|l| l.len() == SUM_HEX_LEN && l.bytes().all(|b| b.is_ascii_hexdigit()))
+        .collect())
 }
 
 /// The first `n` checksums of the sidecar (already verified by the caller).
@@ -257,7 +317,7 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap();
         let (partial, sums) = (tmp.path().join("p"), tmp.path().join("s"));
         let data: Vec<u8> = (0..40u8).collect();
-        let sum = |r: std::ops::Range<usize>| hex::encode(Sha256::digest(&data[r]));
+        let sum = |r: std::ops::Range<usize>| chunk_sum(&data[r]);
         write(&partial, &data[..35]);
         let mut side = format!("ID\n{}\n{}\n{}\n", sum(0..10), sum(10..20), sum(20..30));
         write(&sums, side.as_bytes());

@@ -172,13 +172,15 @@ fn pull_on_a_terminal_draws_a_progress_bar_and_a_damaged_partial_is_repaired() {
     // Recreate the state of an interrupted pull from the finished file, then damage chunk 2.
     let mut bytes = std::fs::read(&dest).unwrap();
     let chunk = 512 * 1024;
-    let sums: Vec<String> = bytes.chunks(chunk).take(4).map(sha256_hex).collect();
+    // The sidecar's per-chunk checksum: XXH3-128 in hex (src/pull.rs).
+    let xxh3 = |c: &[u8]| format!("{:032x}", xxhash_rust::xxh3::xxh3_128(c));
+    let sums: Vec<String> = bytes.chunks(chunk).take(4).map(xxh3).collect();
     // The sidecar's identity line (its format is documented in src/pull.rs), built from the
     // reference's header bytes.
     let g = golden(REPO, "F16");
     let header = std::fs::read(shared_dir().join("fixtures/golden").join(REPO).join("F16.header.bin")).unwrap();
     let identity = serde_json::json!({
-        "format": "ggufs-partial/1",
+        "format": "ggufs-partial/2",
         "ggufs": env!("CARGO_PKG_VERSION"),
         "repo": REPO,
         "commit": fake_commit(REPO),

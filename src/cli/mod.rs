@@ -157,6 +157,7 @@ fn error_line(e: &anyhow::Error) -> String {
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
+    ggufs::allocator::limit_arenas();
     Ok(tokio::runtime::Builder::new_multi_thread().enable_all().build()?)
 }
 

@@ -101,6 +101,7 @@ pub fn run(mut args: MountArgs) -> anyhow::Result<()> {
     if !args.foreground {
         return daemonize(&args);
     }
+    ggufs::allocator::limit_arenas();
     let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().thread_name("ggufs-engine").build()?;
     let client = {
         let _guard = runtime.enter();

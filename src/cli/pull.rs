@@ -37,7 +37,7 @@ Examples:
     long_about = "Write a virtual GGUF file to disk: the same bytes the mount serves and the reference converter \
                   (convert_hf_to_gguf.py --remote) writes, without FUSE.\n\n\
                   The file is written to <FILE>.partial and renamed when complete. An interrupted pull leaves \
-                  <FILE>.partial and <FILE>.partial.sums (a sha256 per chunk); running the same pull again \
+                  <FILE>.partial and <FILE>.partial.sums (a checksum per chunk); running the same pull again \
                   re-hashes the chunks already there, keeps those that match and fetches only the rest. On a \
                   terminal a progress bar shows bytes, rate and ETA; otherwise only a summary line is printed.",
     after_help = EXAMPLES

@@ -51,12 +51,22 @@ pub struct Layout {
     pub gguf_arch: &'static str,
     /// The HF class name the architecture was chosen by.
     pub hf_arch: String,
+    /// The metadata `header` was written from; empty once `shed_kv` ran.
     pub kv: KvMap,
     /// Bytes `[0, header.len())`: magic to the end of the padding before the data section.
     pub header: Vec<u8>,
     pub tensors: Vec<LaidTensor>,
     /// Total file size.
     pub size: u64,
+}
+
+impl Layout {
+    /// Drops the KV map, keeping what serving the file needs (the header bytes hold the same
+    /// metadata): a mount keeps eight layouts per repo, and the maps of a large vocabulary
+    /// take tens of MB each.
+    pub fn shed_kv(&mut self) {
+        self.kv = KvMap::new();
+    }
 }
 
 /// Lays out the virtual file for `source` and `outtype`, in the order the reference emits
