@@ -4,7 +4,8 @@
 //! chunks) on whichever thread happens to run the task. glibc gives each thread that contends
 //! its own arena, up to 8 per core, and an arena keeps the memory it once held: measured on a
 //! 2-core machine copying a 1 GB file with a 64 MiB memory cache, peak RSS was ~440 MiB with
-//! the default and ~300 MiB with two arenas, at the same speed. A fixed mmap threshold instead
+//! the default, ~300-330 MiB with two arenas and ~250-290 MiB with one, at the same speed (the
+//! buffers are few and large, so threads rarely wait on the single arena's lock). A fixed mmap threshold instead
 //! (every large buffer a fresh mapping) bounds RSS best but costs a page fault per 4 KiB
 //! served, which made the same copy ~1.5 s slower. Elsewhere than glibc these are no-ops.
 
@@ -27,6 +28,6 @@ pub fn release_free_memory() {
     }
 }
 
-/// Arenas: two lets the async threads and the conversion threads rarely wait on one lock.
+/// Arenas: one (see the module comment).
 #[cfg(all(target_os = "linux", target_env = "gnu"))]
-const ARENAS: libc::c_int = 2;
+const ARENAS: libc::c_int = 1;

@@ -9,6 +9,7 @@ pub mod arch;
 pub mod cache;
 pub mod catalog;
 mod catalog_files;
+pub mod direct_io;
 pub mod dump;
 pub mod fs;
 pub mod gguf;

@@ -22,6 +22,7 @@ use futures::{StreamExt, TryStreamExt};
 use sha2::{Digest, Sha256};
 use xxhash_rust::xxh3::Xxh3;
 
+use crate::direct_io::DirectAppender;
 use crate::vfile::{GgufFile, ReadError};
 
 /// Output bytes produced per engine call: large enough to batch source requests, small
@@ -144,7 +145,7 @@ pub async fn pull_resumable(
     let (tx, rx) = tokio::sync::mpsc::channel::<Bytes>(WRITE_QUEUE);
     let writer = {
         let (written, paths) = (written.clone(), (partial.clone(), sums.clone()));
-        std::thread::spawn(move || write_chunks(rx, (out, sidecar), &paths, &written))
+        std::thread::spawn(move || write_chunks(rx, (out, sidecar), resumed, &paths, &written))
     };
     // Chunks are written on a thread of their own so that disk writes and checksums never
     // hold up the async threads fetching the next chunks.
@@ -172,11 +173,13 @@ pub async fn pull_resumable(
     Ok(PullReport { size: done, resumed })
 }
 
-/// The writer thread: appends each chunk to the partial file, then its checksum to the
-/// sidecar, counting bytes written; returns the partial file for the final sync.
+/// The writer thread: appends each chunk to the partial file (from offset `start`, with direct
+/// I/O where the filesystem allows: a pull writes gigabytes nobody reads back at once), then its
+/// checksum to the sidecar, counting bytes written; returns the partial file for the final sync.
 fn write_chunks(
     mut rx: tokio::sync::mpsc::Receiver<Bytes>,
-    (mut out, mut sidecar): (File, File),
+    (out, mut sidecar): (File, File),
+    start: u64,
     (partial, sums): &(PathBuf, PathBuf),
     written: &AtomicU64,
 ) -> Result<File, PullError> {
@@ -184,12 +187,30 @@ fn write_chunks(
         let path = p.display().to_string();
         move |source| PullError::Write { path, source }
     };
+    let mut out = match DirectAppender::new(out, start) {
+        Ok(direct) => Output::Direct(direct),
+        Err(file) => Output::Buffered(file),
+    };
     while let Some(bytes) = rx.blocking_recv() {
-        out.write_all(&bytes).map_err(err(partial))?;
+        // The chunk's bytes are in the file before its checksum is recorded.
+        match &mut out {
+            Output::Direct(d) => d.append(&bytes).and_then(|()| d.flush()),
+            Output::Buffered(f) => f.write_all(&bytes),
+        }
+        .map_err(err(partial))?;
         writeln!(sidecar, "{}", chunk_sum(&bytes)).map_err(err(sums))?;
         written.fetch_add(bytes.len() as u64, Ordering::Relaxed);
     }
-    Ok(out)
+    match out {
+        Output::Direct(d) => d.finish().map_err(err(partial)),
+        Output::Buffered(f) => Ok(f),
+    }
+}
+
+/// Where the writer thread puts the bytes.
+enum Output {
+    Direct(DirectAppender),
+    Buffered(File),
 }
 
 /// The sidecar checksum of one chunk.

@@ -9,7 +9,6 @@
 //! so two daemons can share a directory. `meta` adds the repo descriptions `--offline` needs.
 
 mod block;
-mod direct;
 pub mod memory;
 mod meta;
 mod open;
@@ -219,7 +218,7 @@ impl DiskCache {
         let header = block::header(&key, index, data);
         // No fsync: a block torn by a crash fails its checksum and is refetched, which is cheaper
         // than syncing every 4 MiB on the read path.
-        if let Err(e) = direct::write_new_file(&temp, &[&header, data]) {
+        if let Err(e) = crate::direct_io::write_new_file(&temp, &[&header, data]) {
             let _ = std::fs::remove_file(&temp);
             return Err(CacheError::Io { path: temp, source: e });
         }
