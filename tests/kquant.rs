@@ -200,7 +200,10 @@ fn llama_cpp_runs_a_q4_k_m_from_the_mount() {
     let out = Command::new(llama_completion())
         .arg("-m")
         .arg(&path)
-        .args(["-p", "The capital of France is", "-n", "8", "--temp", "0", "--seed", "7", "-t", "2", "-no-cnv"])
+        // One thread and no early stop: with two threads llama.cpp's sums differ run to run, and
+        // with random weights the near-tied logits then sometimes pick end-of-text first.
+        .args(["-p", "The capital of France is", "-n", "8", "--temp", "0", "--seed", "7", "-t", "1", "-no-cnv"])
+        .args(["--ignore-eos"])
         .args(["--no-warmup"])
         .output()
         .expect("run llama-completion");

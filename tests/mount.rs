@@ -153,8 +153,11 @@ fn generate(model: &Path) -> String {
             "0",
             "--seed",
             "7",
+            // One thread: with two, llama.cpp's sums are not reproducible run to run, and with
+            // random weights near-tied logits then pick different tokens (or end at once).
             "-t",
-            "2",
+            "1",
+            "--ignore-eos",
             "-no-cnv",
             "--no-warmup",
         ])
