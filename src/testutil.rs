@@ -53,17 +53,8 @@ pub fn corpus_tokenizer_files(repo_dir: &std::path::Path) -> Vec<(String, PathBu
     if !corpus.is_dir() {
         corpus = local_fixtures().join("tokenizers").join(dir.trim());
     }
-    let names = [
-        "tokenizer.json",
-        "tokenizer.model",
-        "merges.txt",
-        "vocab.json",
-        "special_tokens_map.json",
-        "added_tokens.json",
-        "vocab.txt",
-    ];
     let found: Vec<(String, PathBuf)> =
-        names.iter().map(|n| (n.to_string(), corpus.join(n))).filter(|(_, p)| p.is_file()).collect();
+        TOKENIZER_FILES.iter().map(|n| (n.to_string(), corpus.join(n))).filter(|(_, p)| p.is_file()).collect();
     assert!(!found.is_empty(), "no tokenizer files in {} (named by {})", corpus.display(), from.display());
     found
 }

@@ -331,6 +331,25 @@ impl GgufFile {
     }
 }
 
+/// `len` bytes starting `skip` bytes into the concatenation of `parts` (no copy when one part
+/// covers them): how chunked data (cache blocks, prefetched chunks) answers a range.
+pub fn concat_slice(parts: &[Bytes], skip: u64, len: u64) -> Bytes {
+    let (skip, len) = (skip as usize, len as usize);
+    if let [one] = parts {
+        return one.slice(skip.min(one.len())..(skip + len).min(one.len()));
+    }
+    let mut out = BytesMut::with_capacity(len);
+    let mut pos = 0usize;
+    for p in parts {
+        let (lo, hi) = (skip.max(pos), (skip + len).min(pos + p.len()));
+        if lo < hi {
+            out.extend_from_slice(&p[lo - pos..hi - pos]);
+        }
+        pos += p.len();
+    }
+    out.freeze()
+}
+
 /// Source bytes fetched with one request: one or more row runs of one source tensor.
 struct Span {
     shard: usize,

@@ -17,6 +17,20 @@ const TOP_LEVEL_WINS: [&str; 5] = [
 ];
 
 impl<'a> ModelCtx<'a> {
+    /// The same context seen through other hyper-parameters: what a model class whose
+    /// `__init__` rewrites them (pops, renames) before writing KVs works from.
+    pub fn with_hparams(&self, hparams: Map<String, Json>) -> ModelCtx<'a> {
+        ModelCtx {
+            source: self.source,
+            hf_arch: self.hf_arch.clone(),
+            hparams,
+            raw_config: self.raw_config.clone(),
+            rope_parameters: self.rope_parameters.clone(),
+            block_count: self.block_count,
+            outtype: self.outtype,
+        }
+    }
+
     /// Reads config.json of `source` and derives everything the architectures read.
     pub fn new(source: &'a SourceModel, outtype: OutType) -> Result<ModelCtx<'a>, ArchError> {
         let raw_config = match source.files.json("config.json") {

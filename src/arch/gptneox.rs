@@ -2,8 +2,6 @@
 //! `general.file_type`), and the fused QKV rows regrouped from per-head `[H, 3, d]` to
 //! `[Q all heads; K; V]`, for the weight and the bias alike.
 
-use serde_json::Value as Json;
-
 use super::names::{NameMap, GPTNEOX};
 use super::text;
 use super::{ArchError, Architecture, ModelCtx};
@@ -41,29 +39,13 @@ impl Architecture for GptNeox {
     }
 
     fn set_parameters(&self, ctx: &ModelCtx, kv: &mut KvMap) -> Result<(), ArchError> {
-        let req = |k: &str| ctx.hparams.get(k).cloned().ok_or_else(|| ArchError::Config(format!("{k} is required")));
         let k = |s: &str| format!("gptneox.{s}");
-        text::put_u32(kv, k("context_length"), &req("max_position_embeddings")?)?;
-        let hidden = req("hidden_size")?;
-        text::put_u32(kv, k("embedding_length"), &hidden)?;
-        let bc = u32::try_from(ctx.n_blocks()?).map_err(|_| ArchError::Config("block count over u32".into()))?;
-        kv.set(k("block_count"), Value::U32(bc));
-        text::put_u32(kv, k("feed_forward_length"), &req("intermediate_size")?)?;
-        let heads = req("num_attention_heads")?;
-        let pct = req("rotary_pct")?;
-        let rope_dims = match (pct.as_f64(), hidden.as_u64(), heads.as_u64()) {
-            // int(rotary_pct * (hidden // heads)) in Python doubles
-            (Some(p), Some(h), Some(n)) if n != 0 => (p * (h / n) as f64).trunc(),
-            _ => return Err(ArchError::Config("rotary_pct/hidden_size/num_attention_heads".into())),
-        };
-        text::put_u32(kv, k("rope.dimension_count"), &Json::from(rope_dims as u64))?;
-        text::put_u32(kv, k("attention.head_count"), &heads)?;
-        let parallel = match ctx.hparams.get("use_parallel_residual") {
-            None => true,
-            Some(v) => v.as_bool().ok_or_else(|| ArchError::Config(format!("use_parallel_residual: {v}")))?,
-        };
-        kv.set(k("use_parallel_residual"), Value::Bool(parallel));
-        text::put_f32(kv, k("attention.layer_norm_epsilon"), &req("layer_norm_eps")?)
+        text::put_neox_shape(ctx, "gptneox", kv)?;
+        let pct = text::required(ctx, "rotary_pct")?;
+        kv.set(k("rope.dimension_count"), Value::U32(text::partial_rope_dims(ctx, pct.as_f64(), "rotary_pct")?));
+        text::put_u32(kv, k("attention.head_count"), &text::required(ctx, "num_attention_heads")?)?;
+        kv.set(k("use_parallel_residual"), Value::Bool(text::use_parallel_residual(ctx)?));
+        text::put_f32(kv, k("attention.layer_norm_epsilon"), &text::required(ctx, "layer_norm_eps")?)
     }
 
     fn set_vocab(&self, ctx: &ModelCtx, kv: &mut KvMap) -> Result<(), ArchError> {

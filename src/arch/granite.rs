@@ -101,15 +101,7 @@ fn granite_filter(name: &str) -> Option<String> {
 fn without_head_dim<'a>(ctx: &ModelCtx<'a>) -> ModelCtx<'a> {
     let mut hparams: Map<String, Json> = ctx.hparams.clone();
     hparams.remove("head_dim");
-    ModelCtx {
-        source: ctx.source,
-        hf_arch: ctx.hf_arch.clone(),
-        hparams,
-        raw_config: ctx.raw_config.clone(),
-        rope_parameters: ctx.rope_parameters.clone(),
-        block_count: ctx.block_count,
-        outtype: ctx.outtype,
-    }
+    ctx.with_hparams(hparams)
 }
 
 /// `[n_expert, 2·ffn, hidden]` → the gate stack (first `ffn` rows of each expert), then the up

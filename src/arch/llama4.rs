@@ -97,15 +97,7 @@ fn with_dense_intermediate_size<'a>(ctx: &ModelCtx<'a>) -> Result<ModelCtx<'a>, 
     let (moe, mlp) = (get("intermediate_size")?, get("intermediate_size_mlp")?);
     hparams.insert("intermediate_size_moe".into(), moe);
     hparams.insert("intermediate_size".into(), mlp);
-    Ok(ModelCtx {
-        source: ctx.source,
-        hf_arch: ctx.hf_arch.clone(),
-        hparams,
-        raw_config: ctx.raw_config.clone(),
-        rope_parameters: ctx.rope_parameters.clone(),
-        block_count: ctx.block_count,
-        outtype: ctx.outtype,
-    })
+    Ok(ctx.with_hparams(hparams))
 }
 
 /// Which columns of each expert's `[rows, cols]` source matrix an output stack takes.

@@ -48,6 +48,44 @@ pub fn put_file_type(ctx: &ModelCtx, kv: &mut KvMap) {
     kv.set("general.file_type", Value::U32(ctx.outtype.file_type()));
 }
 
+/// The required hyper-parameter `key` (the reference indexes `hparams[key]`).
+pub fn required(ctx: &ModelCtx, key: &str) -> Result<Json, ArchError> {
+    ctx.hparams.get(key).cloned().ok_or_else(|| ArchError::Config(format!("{key} is required")))
+}
+
+/// What GPT-NeoX and StableLM write first, in their order: context, embedding, block count,
+/// feed-forward width, all from required hyper-parameters.
+pub fn put_neox_shape(ctx: &ModelCtx, arch: &str, kv: &mut KvMap) -> Result<(), ArchError> {
+    let k = |s: &str| format!("{arch}.{s}");
+    put_u32(kv, k("context_length"), &required(ctx, "max_position_embeddings")?)?;
+    put_u32(kv, k("embedding_length"), &required(ctx, "hidden_size")?)?;
+    let bc = u32::try_from(ctx.n_blocks()?).map_err(|_| ArchError::Config("block count over u32".into()))?;
+    kv.set(k("block_count"), Value::U32(bc));
+    put_u32(kv, k("feed_forward_length"), &required(ctx, "intermediate_size")?)
+}
+
+/// `int(fraction * (hidden_size // num_attention_heads))` in Python doubles: the rotary
+/// dimensions of partially rotary models; `what` names the fraction's key in errors.
+pub fn partial_rope_dims(ctx: &ModelCtx, fraction: Option<f64>, what: &str) -> Result<u32, ArchError> {
+    let (hidden, heads) = (required(ctx, "hidden_size")?, required(ctx, "num_attention_heads")?);
+    let dims = match (fraction, hidden.as_u64(), heads.as_u64()) {
+        (Some(f), Some(h), Some(n)) if n != 0 => (f * (h / n) as f64).trunc(),
+        _ => return Err(ArchError::Config(format!("{what}/hidden_size/num_attention_heads"))),
+    };
+    if !(0.0..=f64::from(u32::MAX)).contains(&dims) {
+        return Err(ArchError::Config(format!("rope dimension count {dims}")));
+    }
+    Ok(dims as u32)
+}
+
+/// `hparams.get("use_parallel_residual", True)`.
+pub fn use_parallel_residual(ctx: &ModelCtx) -> Result<bool, ArchError> {
+    match ctx.hparams.get("use_parallel_residual") {
+        None => Ok(true),
+        Some(v) => v.as_bool().ok_or_else(|| ArchError::Config(format!("use_parallel_residual: {v}"))),
+    }
+}
+
 /// `TextModel.set_gguf_parameters`: the common keys in emission order, ending in
 /// `general.file_type`.
 pub fn set_common_parameters(ctx: &ModelCtx, arch: &str, kv: &mut KvMap) -> Result<(), ArchError> {

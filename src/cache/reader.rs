@@ -4,13 +4,13 @@
 use std::ops::Range;
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures::future::{BoxFuture, FutureExt, Shared};
 use tracing::warn;
 
 use super::{DiskCache, Lookup};
 use crate::source::SourceModel;
-use crate::vfile::{SourceReadError, SourceReader};
+use crate::vfile::{concat_slice, SourceReadError, SourceReader};
 
 /// Longest run of missing blocks fetched with one request (64 MiB at the default block size):
 /// longer runs become several requests, fetched concurrently.
@@ -72,7 +72,7 @@ impl CachedReader {
         let bs = self.cache.block_size();
         let first = range.start / bs;
         let blocks = self.blocks(shard, sha, s.size, first..range.end.div_ceil(bs)).await?;
-        Ok(assemble(&blocks, range.start - first * bs, range.end - range.start))
+        Ok(concat_slice(&blocks, range.start - first * bs, range.end - range.start))
     }
 
     /// Whole blocks `wanted` of the shard, from disk or fetched.
@@ -271,24 +271,6 @@ fn store_run(cache: &DiskCache, sha: &str, run: Range<u64>, start: u64, data: &B
         }
     }
     Ok(())
-}
-
-/// `len` bytes starting `skip` bytes into the concatenation of `blocks`.
-fn assemble(blocks: &[Bytes], skip: u64, len: u64) -> Bytes {
-    let (skip, len) = (skip as usize, len as usize);
-    if let [one] = blocks {
-        return one.slice(skip.min(one.len())..(skip + len).min(one.len()));
-    }
-    let mut out = BytesMut::with_capacity(len);
-    let mut pos = 0usize;
-    for b in blocks {
-        let (lo, hi) = (skip.max(pos), (skip + len).min(pos + b.len()));
-        if lo < hi {
-            out.extend_from_slice(&b[lo - pos..hi - pos]);
-        }
-        pos += b.len();
-    }
-    out.freeze()
 }
 
 #[cfg(test)]

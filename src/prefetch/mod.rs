@@ -15,11 +15,11 @@ pub mod stream;
 
 use std::sync::{Arc, Mutex, PoisonError};
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use tokio::sync::Semaphore;
 
 use crate::cache::memory::{ChunkFuture, ChunkKey, MemoryCache};
-use crate::vfile::{GgufFile, ReadError, SourceReadError};
+use crate::vfile::{concat_slice, GgufFile, ReadError, SourceReadError};
 use stream::{StreamDetector, WindowLimits};
 
 /// Output bytes per chunk: a few source requests of about one disk-cache block each, large
@@ -73,7 +73,7 @@ impl PrefetchingFile {
         let covering = offset / CHUNK_SIZE..(end - 1) / CHUNK_SIZE + 1;
         if !advice.sequential {
             if let Some(held) = self.held(covering.clone()) {
-                return Ok(assemble(&held, offset - covering.start * CHUNK_SIZE, end - offset));
+                return Ok(concat_slice(&held, offset - covering.start * CHUNK_SIZE, end - offset));
             }
             return self.file.read_range(offset, end - offset).await;
         }
@@ -83,7 +83,7 @@ impl PrefetchingFile {
             self.streams.lock().unwrap_or_else(PoisonError::into_inner).stalled(advice.stream);
         }
         let chunks = futures::future::try_join_all(needed).await?;
-        Ok(assemble(&chunks, offset - covering.start * CHUNK_SIZE, end - offset))
+        Ok(concat_slice(&chunks, offset - covering.start * CHUNK_SIZE, end - offset))
     }
 
     /// Starts producing the chunks of `ahead` that are neither held nor in flight.
@@ -124,25 +124,6 @@ impl PrefetchingFile {
             Ok(bytes)
         })
     }
-}
-
-/// `len` bytes starting `skip` bytes into the concatenation of `chunks` (no copy when one
-/// chunk covers them).
-fn assemble(chunks: &[Bytes], skip: u64, len: u64) -> Bytes {
-    let (skip, len) = (skip as usize, len as usize);
-    if let [one] = chunks {
-        return one.slice(skip.min(one.len())..(skip + len).min(one.len()));
-    }
-    let mut out = BytesMut::with_capacity(len);
-    let mut pos = 0usize;
-    for c in chunks {
-        let (lo, hi) = (skip.max(pos), (skip + len).min(pos + c.len()));
-        if lo < hi {
-            out.extend_from_slice(&c[lo - pos..hi - pos]);
-        }
-        pos += c.len();
-    }
-    out.freeze()
 }
 
 #[cfg(test)]

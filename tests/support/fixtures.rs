@@ -8,16 +8,6 @@ use super::shared_dir;
 
 include!("../fixtures/breadth_fixtures.rs");
 
-const TOKENIZER_FILES: [&str; 7] = [
-    "tokenizer.json",
-    "tokenizer.model",
-    "merges.txt",
-    "vocab.json",
-    "special_tokens_map.json",
-    "added_tokens.json",
-    "vocab.txt",
-];
-
 /// This repo's `tests/fixtures`.
 pub fn local_fixtures() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures")
