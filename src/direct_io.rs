@@ -10,13 +10,14 @@
 //! filesystem refuses `O_DIRECT` (tmpfs on older kernels, some network filesystems), the
 //! ordinary buffered write is used instead.
 
-use std::alloc::{alloc_zeroed, dealloc, Layout};
 use std::cell::RefCell;
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::pagebuf::PageBuf;
 
 /// Alignment of buffer address, file offset and length that direct I/O needs: the largest
 /// logical block size in common use.
@@ -32,7 +33,7 @@ pub fn write_new_file(path: &Path, parts: &[&[u8]]) -> std::io::Result<()> {
     if DIRECT_OK.load(Ordering::Relaxed) {
         match open_new(path, libc::O_DIRECT) {
             Ok(f) => {
-                let stage = STAGING.with(|s| s.borrow_mut().take()).unwrap_or_else(AlignedBuf::new);
+                let stage = STAGING.with(|s| s.borrow_mut().take()).unwrap_or_else(|| PageBuf::zeroed(STAGE));
                 let mut w = DirectAppender { file: f, offset: 0, stage, filled: 0 };
                 let result = parts.iter().try_for_each(|p| w.append(p)).and_then(|()| w.flush_tail());
                 STAGING.with(|s| *s.borrow_mut() = Some(w.stage));
@@ -60,7 +61,7 @@ pub struct DirectAppender {
     file: File,
     /// File offset of the staging buffer's first byte (always a multiple of `ALIGN`).
     offset: u64,
-    stage: AlignedBuf,
+    stage: PageBuf,
     filled: usize,
 }
 
@@ -71,7 +72,7 @@ impl DirectAppender {
         if !offset.is_multiple_of(ALIGN as u64) || set_direct(&file, true).is_err() {
             return Err(file);
         }
-        Ok(DirectAppender { file, offset, stage: AlignedBuf::new(), filled: 0 })
+        Ok(DirectAppender { file, offset, stage: PageBuf::zeroed(STAGE), filled: 0 })
     }
 
     /// Appends `bytes`.
@@ -88,7 +89,7 @@ impl DirectAppender {
                 continue;
             }
             let n = rest.len().min(STAGE - self.filled);
-            self.stage.as_mut_slice()[self.filled..self.filled + n].copy_from_slice(&rest[..n]);
+            self.stage[self.filled..self.filled + n].copy_from_slice(&rest[..n]);
             self.filled += n;
             rest = &rest[n..];
             if self.filled == STAGE {
@@ -101,7 +102,7 @@ impl DirectAppender {
     /// Writes the staged bytes; they must fill whole pages.
     fn flush_whole_pages(&mut self) -> std::io::Result<()> {
         debug_assert!(self.filled.is_multiple_of(ALIGN));
-        write_all_at(&self.file, &self.stage.as_mut_slice()[..self.filled], self.offset)?;
+        write_all_at(&self.file, &self.stage[..self.filled], self.offset)?;
         self.offset += self.filled as u64;
         self.filled = 0;
         Ok(())
@@ -113,14 +114,14 @@ impl DirectAppender {
     pub fn flush(&mut self) -> std::io::Result<()> {
         let whole = self.filled / ALIGN * ALIGN;
         if whole > 0 {
-            let stage = self.stage.as_mut_slice();
+            let stage = &mut self.stage[..];
             write_all_at(&self.file, &stage[..whole], self.offset)?;
             stage.copy_within(whole..self.filled, 0);
             self.offset += whole as u64;
             self.filled -= whole;
         }
         if self.filled > 0 {
-            let stage = self.stage.as_mut_slice();
+            let stage = &mut self.stage[..];
             stage[self.filled..ALIGN].fill(0);
             write_all_at(&self.file, &stage[..ALIGN], self.offset)?;
         }
@@ -133,8 +134,8 @@ impl DirectAppender {
             return Ok(());
         }
         let (filled, padded) = (self.filled, self.filled.next_multiple_of(ALIGN));
-        self.stage.as_mut_slice()[filled..padded].fill(0);
-        write_all_at(&self.file, &self.stage.as_mut_slice()[..padded], self.offset)?;
+        self.stage[filled..padded].fill(0);
+        write_all_at(&self.file, &self.stage[..padded], self.offset)?;
         self.file.set_len(self.offset + filled as u64)?;
         self.offset += filled as u64;
         self.filled = 0;
@@ -197,41 +198,7 @@ fn write_all_at_once(f: &File, mut buf: &[u8], mut offset: u64) -> std::io::Resu
 }
 
 thread_local! {
-    static STAGING: RefCell<Option<AlignedBuf>> = const { RefCell::new(None) };
-}
-
-/// `STAGE` bytes aligned to `ALIGN`, as direct I/O needs.
-struct AlignedBuf(*mut u8);
-
-// SAFETY: AlignedBuf owns its allocation exclusively, like Box<[u8]>.
-unsafe impl Send for AlignedBuf {}
-
-impl AlignedBuf {
-    const LAYOUT: Layout = match Layout::from_size_align(STAGE, ALIGN) {
-        Ok(l) => l,
-        Err(_) => panic!("bad staging layout"),
-    };
-
-    fn new() -> Self {
-        // SAFETY: the layout has a non-zero size.
-        let ptr = unsafe { alloc_zeroed(Self::LAYOUT) };
-        if ptr.is_null() {
-            std::alloc::handle_alloc_error(Self::LAYOUT);
-        }
-        AlignedBuf(ptr)
-    }
-
-    fn as_mut_slice(&mut self) -> &mut [u8] {
-        // SAFETY: the pointer is a live allocation of STAGE initialized bytes owned by self.
-        unsafe { std::slice::from_raw_parts_mut(self.0, STAGE) }
-    }
-}
-
-impl Drop for AlignedBuf {
-    fn drop(&mut self) {
-        // SAFETY: allocated in `new` with the same layout, freed once.
-        unsafe { dealloc(self.0, Self::LAYOUT) }
-    }
+    static STAGING: RefCell<Option<PageBuf>> = const { RefCell::new(None) };
 }
 
 #[cfg(test)]
@@ -257,7 +224,7 @@ mod tests {
     #[test]
     fn aligned_data_after_a_page_header_is_written_whole() {
         let dir = tempfile::tempdir().unwrap();
-        let mut data = crate::pagebuf::PageBuf::with_capacity(STAGE + 3 * ALIGN);
+        let mut data = PageBuf::with_capacity(STAGE + 3 * ALIGN);
         let bytes: Vec<u8> = (0..STAGE + 2 * ALIGN + 100).map(|i| (i * 13 + 1) as u8).collect();
         data.extend_from_slice(&bytes);
         let header = vec![9u8; ALIGN];

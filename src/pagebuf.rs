@@ -3,7 +3,7 @@
 //! Source bytes arrive from the Hub into one of these. Because the disk cache's blocks sit at
 //! page-multiple offsets of a fetched run, every block is then page-aligned in memory, which is
 //! what lets the cache write it with direct I/O straight from this buffer instead of copying
-//! it first (see `cache::direct`).
+//! it first; `direct_io` also stages its unaligned writes in one (see `direct_io`).
 
 use std::alloc::{alloc, dealloc, handle_alloc_error, Layout};
 use std::ptr::NonNull;
@@ -34,6 +34,15 @@ impl PageBuf {
         // SAFETY: the layout has a non-zero size.
         let ptr = NonNull::new(unsafe { alloc(layout) }).unwrap_or_else(|| handle_alloc_error(layout));
         PageBuf { ptr, cap, len: 0 }
+    }
+
+    /// `len` zero bytes (a reusable aligned buffer, e.g. direct I/O's staging area).
+    pub fn zeroed(len: usize) -> Self {
+        let mut b = PageBuf::with_capacity(len);
+        // SAFETY: `len <= cap`; the bytes are initialized (to zero) before `len` covers them.
+        unsafe { std::ptr::write_bytes(b.ptr.as_ptr(), 0, len) };
+        b.len = len;
+        b
     }
 
     fn layout(cap: usize) -> Layout {
@@ -94,6 +103,13 @@ impl std::ops::Deref for PageBuf {
     }
 }
 
+impl std::ops::DerefMut for PageBuf {
+    fn deref_mut(&mut self) -> &mut [u8] {
+        // SAFETY: the first `len` bytes are initialized and owned by self, borrowed uniquely.
+        unsafe { std::slice::from_raw_parts_mut(self.ptr.as_ptr(), self.len) }
+    }
+}
+
 impl Drop for PageBuf {
     fn drop(&mut self) {
         // SAFETY: allocated in `with_capacity` with this layout, freed once.
@@ -121,5 +137,15 @@ mod tests {
         let frozen = b.freeze();
         assert_eq!(&frozen[..], b"abc");
         assert_eq!(frozen.as_ptr() as usize % PAGE, 0);
+    }
+
+    #[test]
+    fn zeroed_buffers_are_zero_and_writable() {
+        let mut z = PageBuf::zeroed(PAGE + 3);
+        assert_eq!(z.len(), PAGE + 3);
+        assert!(z.iter().all(|&b| b == 0));
+        z[PAGE + 2] = 7;
+        assert_eq!(z[PAGE + 2], 7);
+        assert_eq!(z.as_ptr() as usize % PAGE, 0);
     }
 }
