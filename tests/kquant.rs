@@ -7,7 +7,6 @@ mod support;
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::process::Command;
 use std::sync::Arc;
 
 use ggufs::catalog::ModelProvider;
@@ -167,15 +166,6 @@ fn kquant_fixtures_equal_llama_quantize_output() {
     assert!(failures.is_empty(), "{} files differ from llama-quantize:\n{}", failures.len(), failures.join("\n"));
 }
 
-/// llama.cpp's `llama-completion`, built by `scripts/llama-tools.sh` (which CI runs).
-fn llama_completion() -> PathBuf {
-    let bin = std::env::var_os("GGUFS_LLAMA_BIN").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/ggufs-llama/build/bin/llama-completion")
-    });
-    assert!(bin.is_file(), "{} missing: run scripts/llama-tools.sh (or set GGUFS_LLAMA_BIN)", bin.display());
-    bin
-}
-
 /// The mount lists the llama-quantize files, and llama.cpp loads and runs a Q4_K_M (real
 /// Q4_K/Q6_K tensors) straight from it.
 #[test]
@@ -197,21 +187,10 @@ fn llama_cpp_runs_a_q4_k_m_from_the_mount() {
         expected(repo, OutType::Q4KM)["size"].as_u64().unwrap(),
         "size at lookup"
     );
-    let out = Command::new(llama_completion())
-        .arg("-m")
-        .arg(&path)
-        // One thread and no early stop: with two threads llama.cpp's sums differ run to run, and
-        // with random weights the near-tied logits then sometimes pick end-of-text first.
-        .args(["-p", "The capital of France is", "-n", "8", "--temp", "0", "--seed", "7", "-t", "1", "-no-cnv"])
-        .args(["--ignore-eos"])
-        .args(["--no-warmup"])
-        .output()
-        .expect("run llama-completion");
-    let (stdout, stderr) = (String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr));
-    assert!(out.status.success(), "llama.cpp failed on {}: {stderr}", path.display());
     let prompt = "The capital of France is";
+    let (stdout, stderr) = support::llama::generate(&path, prompt, 8);
     let generated = stdout.split_once(prompt).map(|(_, rest)| rest.trim()).unwrap_or("");
-    assert!(!generated.is_empty(), "no completion printed: {stdout:?}");
+    assert!(!generated.is_empty(), "no completion printed: {stdout:?}\n{stderr}");
     let log = format!("{stdout}{stderr}");
     assert!(log.contains("/     7 runs"), "llama.cpp did not generate 8 tokens:\n{log}");
 }

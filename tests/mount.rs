@@ -4,7 +4,7 @@
 mod support;
 
 use std::os::unix::io::AsRawFd;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use support::mount::Mounted;
@@ -131,40 +131,8 @@ print(json.dumps({"kv": kv, "tensors": ts}))
     }
 }
 
-/// llama.cpp's `llama-completion`, built by `scripts/llama-tools.sh` (which CI runs).
-fn llama_completion() -> PathBuf {
-    let bin = std::env::var_os("GGUFS_LLAMA_BIN").map(PathBuf::from).unwrap_or_else(|| {
-        PathBuf::from(std::env::var_os("HOME").expect("HOME")).join(".cache/ggufs-llama/build/bin/llama-completion")
-    });
-    assert!(bin.is_file(), "{} missing: run scripts/llama-tools.sh (or set GGUFS_LLAMA_BIN)", bin.display());
-    bin
-}
-
 fn generate(model: &Path) -> String {
-    let out = Command::new(llama_completion())
-        .arg("-m")
-        .arg(model)
-        .args([
-            "-p",
-            "The capital of France is",
-            "-n",
-            "12",
-            "--temp",
-            "0",
-            "--seed",
-            "7",
-            // One thread: with two, llama.cpp's sums are not reproducible run to run, and with
-            // random weights near-tied logits then pick different tokens (or end at once).
-            "-t",
-            "1",
-            "--ignore-eos",
-            "-no-cnv",
-            "--no-warmup",
-        ])
-        .output()
-        .expect("run llama-completion");
-    assert!(out.status.success(), "llama.cpp failed on {}: {}", model.display(), String::from_utf8_lossy(&out.stderr));
-    String::from_utf8_lossy(&out.stdout).into_owned()
+    support::llama::generate(model, "The capital of France is", 12).0
 }
 
 #[test]
@@ -190,7 +158,7 @@ fn concurrent_readers_and_a_cp_during_a_llama_run_all_get_the_right_bytes() {
     let repo = "Qwen/Qwen2.5-0.5B-Instruct";
     let path = m.file(repo, "F16");
     let want = golden(repo, "F16")["file"]["sha256"].as_str().unwrap().to_string();
-    let llama = Command::new(llama_completion())
+    let llama = Command::new(support::llama::llama_completion())
         .arg("-m")
         .arg(&path)
         .args(["-p", "Hi", "-n", "4", "-t", "1", "-no-cnv", "--no-warmup"])

@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 pub mod fixtures;
+pub mod llama;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
