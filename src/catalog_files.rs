@@ -8,6 +8,7 @@ use std::sync::Arc;
 use bytes::Bytes;
 use futures::future::{BoxFuture, FutureExt};
 
+use crate::pieces::Pieces;
 use crate::prefetch::PrefetchingFile;
 use crate::stats::{self, FileStats, Stats};
 use crate::vfile::{ReadError, SourceReadError, SourceReader};
@@ -19,6 +20,10 @@ pub struct CountedReader(pub Arc<dyn SourceReader>);
 impl SourceReader for CountedReader {
     fn read(&self, shard: usize, range: Range<u64>) -> BoxFuture<'_, Result<Bytes, SourceReadError>> {
         stats::source_read(self.0.read(shard, range)).boxed()
+    }
+
+    fn read_pieces(&self, shard: usize, range: Range<u64>) -> BoxFuture<'_, Result<Pieces, SourceReadError>> {
+        stats::source_read(self.0.read_pieces(shard, range)).boxed()
     }
 }
 

@@ -18,6 +18,7 @@ use futures::future::{BoxFuture, FutureExt};
 use sha2::{Digest, Sha256};
 use tokio::sync::OnceCell;
 
+use crate::pieces::Pieces;
 use crate::source::SourceModel;
 use crate::vfile::{SourceReadError, SourceReader};
 
@@ -117,24 +118,44 @@ pub async fn read_verified_range(
     Some(bytes)
 }
 
+impl HfCacheReader {
+    /// Bytes `range` of `shard` from its verified blob, if the HF cache has it.
+    async fn read_from_blob(&self, shard: usize, range: Range<u64>) -> Option<Bytes> {
+        let in_bounds = self.source.shards.get(shard).is_some_and(|s| range.end <= s.size);
+        if !in_bounds {
+            return None;
+        }
+        let bytes = Self::read_blob(self.blob(shard).await?, range).await?;
+        crate::stats::record_hf_cache(bytes.len() as u64);
+        Some(bytes)
+    }
+
+    fn inner(&self, shard: usize) -> Result<&Arc<dyn SourceReader>, SourceReadError> {
+        self.inner.as_ref().ok_or_else(|| {
+            SourceReadError::Io(format!(
+                "{}: shard {shard} is not in the HF cache and the network is off",
+                self.source.repo_id
+            ))
+        })
+    }
+}
+
 impl SourceReader for HfCacheReader {
     fn read(&self, shard: usize, range: Range<u64>) -> BoxFuture<'_, Result<Bytes, SourceReadError>> {
         async move {
-            let in_bounds = self.source.shards.get(shard).is_some_and(|s| range.end <= s.size);
-            if in_bounds {
-                if let Some(file) = self.blob(shard).await {
-                    if let Some(bytes) = Self::read_blob(file, range.clone()).await {
-                        crate::stats::record_hf_cache(bytes.len() as u64);
-                        return Ok(bytes);
-                    }
-                }
+            match self.read_from_blob(shard, range.clone()).await {
+                Some(bytes) => Ok(bytes),
+                None => self.inner(shard)?.read(shard, range).await,
             }
-            match &self.inner {
-                Some(inner) => inner.read(shard, range).await,
-                None => Err(SourceReadError::Io(format!(
-                    "{}: shard {shard} is not in the HF cache and the network is off",
-                    self.source.repo_id
-                ))),
+        }
+        .boxed()
+    }
+
+    fn read_pieces(&self, shard: usize, range: Range<u64>) -> BoxFuture<'_, Result<Pieces, SourceReadError>> {
+        async move {
+            match self.read_from_blob(shard, range.clone()).await {
+                Some(bytes) => Ok(Pieces::one(bytes)),
+                None => self.inner(shard)?.read_pieces(shard, range).await,
             }
         }
         .boxed()

@@ -17,6 +17,7 @@ pub mod hfcache;
 pub mod hub;
 pub mod metadata;
 pub mod pagebuf;
+pub mod pieces;
 pub mod plan;
 pub mod prefetch;
 pub mod pull;

@@ -6,6 +6,9 @@ use std::sync::Arc;
 
 use bytes::{Bytes, BytesMut};
 use futures::future::{BoxFuture, FutureExt};
+
+use crate::pagebuf::PageBuf;
+use crate::pieces::Pieces;
 use futures::{StreamExt, TryStreamExt};
 
 use crate::gguf::GgmlType;
@@ -30,6 +33,12 @@ pub enum SourceReadError {
 pub trait SourceReader: Send + Sync {
     /// Bytes `range` of shard `shard` (index into `SourceModel::shards`); exactly that many.
     fn read(&self, shard: usize, range: Range<u64>) -> BoxFuture<'_, Result<Bytes, SourceReadError>>;
+
+    /// The bytes of `read`, in as many pieces as the reader holds them (a reader over cache
+    /// blocks hands out block slices instead of gathering them).
+    fn read_pieces(&self, shard: usize, range: Range<u64>) -> BoxFuture<'_, Result<Pieces, SourceReadError>> {
+        async move { self.read(shard, range).await.map(Pieces::one) }.boxed()
+    }
 }
 
 /// Why bytes of the virtual file could not be produced.
@@ -81,11 +90,9 @@ impl GgufFile {
         if offset >= end {
             return Ok(Bytes::new());
         }
-        let mut out = BytesMut::with_capacity((end - offset) as usize);
         let header_len = self.layout.header.len() as u64;
-        if offset < header_len {
-            out.extend_from_slice(&self.layout.header[offset as usize..end.min(header_len) as usize]);
-        }
+        let header =
+            if offset < header_len { &self.layout.header[offset as usize..end.min(header_len) as usize] } else { &[] };
         // Tensors are produced concurrently (a range may cover many small ones: norms, biases),
         // each placed at its offset; padding between them stays zero.
         let pos = offset.max(header_len);
@@ -99,18 +106,11 @@ impl GgufFile {
         let pieces: Vec<(u64, Bytes)> = futures::stream::iter(pieces).buffered(FETCH_CONCURRENCY).try_collect().await?;
         // The common case of a large tensor: one piece is the whole answer, served without a copy.
         if let [(0, whole)] = pieces.as_slice() {
-            if out.is_empty() && whole.len() as u64 == end - offset {
+            if header.is_empty() && whole.len() as u64 == end - offset {
                 return Ok(whole.clone());
             }
         }
-        out.resize((end - offset) as usize, 0);
-        for (at, bytes) in pieces {
-            let at = at as usize;
-            if let Some(dst) = out.get_mut(at..at + bytes.len()) {
-                dst.copy_from_slice(&bytes);
-            }
-        }
-        Ok(out.freeze())
+        Ok(assemble(header, &pieces, (end - offset) as usize))
     }
 
     /// File bytes `range` of tensor `t`, with their position relative to `base`.
@@ -144,22 +144,21 @@ impl GgufFile {
             TensorSource::Rows { parts, order, rows_per_part, row_len, op } => {
                 let (r0, r1) = (e0 / row_len, e1.div_ceil(*row_len));
                 let runs = self.row_runs(parts, order, *rows_per_part, *row_len, r0..r1);
-                let converted = self.fetch_and_convert(t, runs, *op).await?;
-                (converted, r0 * row_len)
+                (self.fetch_and_convert(t, runs, *op).await?, r0 * row_len)
             }
             TensorSource::Transposed { src } => {
                 let rows = self.source.tensors[*src].shape.first().copied().unwrap_or(0);
-                (self.transposed(t, *src, (rows, 0, rows), e0..e1).await?, e0)
+                (self.transposed(t, *src, (rows, 0, rows), e0..e1).await?.into(), e0)
             }
             TensorSource::HeadTransposed { src, group, start, len } => {
-                (self.transposed(t, *src, (*group, *start, *len), e0..e1).await?, e0)
+                (self.transposed(t, *src, (*group, *start, *len), e0..e1).await?.into(), e0)
             }
             TensorSource::ExpertsTransposed { src, start, len } => {
-                (self.experts_transposed(t, *src, (*start, *len), e0..e1).await?, e0)
+                (self.experts_transposed(t, *src, (*start, *len), e0..e1).await?.into(), e0)
             }
             TensorSource::Generated(values) => {
                 let vals = values.get(e0 as usize..e1 as usize).unwrap_or(&[]);
-                (self.convert_f32(t, vals)?, e0)
+                (self.convert_f32(t, vals)?.into(), e0)
             }
         };
         let skip = (range.start - t.info.ty.bytes_for(first_elem)) as usize;
@@ -167,7 +166,7 @@ impl GgufFile {
         if skip + take > bytes.len() {
             return Err(self.convert_err(t, "converted data shorter than planned".into()));
         }
-        Ok(Bytes::from(bytes).slice(skip..skip + take))
+        Ok(bytes.slice(skip..skip + take))
     }
 
     /// Groups output rows into runs of consecutive source rows of one part.
@@ -210,30 +209,33 @@ impl GgufFile {
         t: &LaidTensor,
         runs: Vec<RowRun>,
         op: crate::plan::ElemOp,
-    ) -> Result<Vec<u8>, ReadError> {
+    ) -> Result<Bytes, ReadError> {
         let spans = coalesce(runs);
-        let fetched: Vec<Vec<(RowRun, Bytes)>> = futures::stream::iter(spans.into_iter().map(|span| async move {
-            let bytes = self.reader.read(span.shard, span.range.clone()).await?;
-            Ok::<_, SourceReadError>(span.split(&bytes))
+        let fetched: Vec<Vec<(RowRun, Pieces)>> = futures::stream::iter(spans.into_iter().map(|span| async move {
+            let pieces = self.reader.read_pieces(span.shard, span.range.clone()).await?;
+            Ok::<_, SourceReadError>(span.split(&pieces))
         }))
         .buffered(FETCH_CONCURRENCY)
         .try_collect()
         .await
         .map_err(|e| ReadError::Source { repo: self.layout.repo_id.clone(), source: e })?;
-        let fetched: Vec<(RowRun, Bytes)> = fetched.into_iter().flatten().collect();
+        let fetched: Vec<(RowRun, Pieces)> = fetched.into_iter().flatten().collect();
         let ty = t.info.ty;
-        let input_bytes: usize = fetched.iter().map(|(_, b)| b.len()).sum();
+        let input_bytes: usize = fetched.iter().map(|(_, p)| p.len()).sum();
         let convert = move || {
             // Sized up front: growing by doubling would copy the output several times over.
             let expected: usize = fetched
                 .iter()
-                .map(|(run, b)| quant::output_len(ty, b.len() / run.dtype.size() as usize).unwrap_or(0))
+                .map(|(run, p)| quant::output_len(ty, p.len() / run.dtype.size() as usize).unwrap_or(0))
                 .sum();
-            let mut out = Vec::with_capacity(expected);
-            for (run, bytes) in fetched {
-                quant::convert_row(run.dtype, &bytes, op, ty, &mut out)?;
+            let mut out = PageBuf::with_capacity(expected);
+            for (run, pieces) in fetched {
+                // Whole output blocks per call, so a block cut by a cache-block boundary is
+                // gathered (a few bytes) rather than the run.
+                let unit = (ty.block().0 * run.dtype.size()) as usize;
+                pieces.for_each_aligned(unit, |input| quant::convert_row(run.dtype, input, op, ty, &mut out))?;
             }
-            Ok::<_, QuantError>(out)
+            Ok::<_, QuantError>(out.freeze())
         };
         // Conversion is CPU work (tens of ms per MiB for Q8_0): off the async threads, so
         // other reads and network I/O keep running; tiny conversions are not worth the hop.
@@ -331,6 +333,25 @@ impl GgufFile {
     }
 }
 
+/// `len` bytes: `header` at 0, each piece at its offset (pieces in order, not overlapping), zeros
+/// in between (tensor padding) and after.
+fn assemble(header: &[u8], pieces: &[(u64, Bytes)], len: usize) -> Bytes {
+    let mut out = PageBuf::with_capacity(len);
+    out.extend_from_slice(header);
+    for (at, bytes) in pieces {
+        let at = (*at as usize).min(len);
+        let piece = &bytes[..bytes.len().min(len - at)];
+        if at > out.len() {
+            out.extend_unspecified(at - out.len()).fill(0);
+        }
+        let overlap = (out.len() - at).min(piece.len());
+        out[at..at + overlap].copy_from_slice(&piece[..overlap]);
+        out.extend_from_slice(&piece[overlap..]);
+    }
+    out.extend_unspecified(len - out.len()).fill(0);
+    out.freeze()
+}
+
 /// `len` bytes starting `skip` bytes into the concatenation of `parts` (no copy when one part
 /// covers them): how chunked data (cache blocks, prefetched chunks) answers a range.
 pub fn concat_slice(parts: &[Bytes], skip: u64, len: u64) -> Bytes {
@@ -362,14 +383,14 @@ struct Span {
 impl Span {
     /// Each run's bytes, cut out of the span's (a short answer leaves the rest empty, and
     /// conversion then reports the data as shorter than planned).
-    fn split(self, bytes: &Bytes) -> Vec<(RowRun, Bytes)> {
-        let start = self.range.start;
+    fn split(self, pieces: &Pieces) -> Vec<(RowRun, Pieces)> {
+        let (start, held) = (self.range.start, pieces.len());
         self.runs
             .into_iter()
             .map(|run| {
                 let (lo, hi) = ((run.range.start - start) as usize, (run.range.end - start) as usize);
-                let b = if hi <= bytes.len() { bytes.slice(lo..hi) } else { Bytes::new() };
-                (run, b)
+                let p = if hi <= held { pieces.slice(lo..hi) } else { Pieces::default() };
+                (run, p)
             })
             .collect()
     }
@@ -432,8 +453,17 @@ mod tests {
     fn a_span_hands_each_run_its_own_bytes() {
         let span = coalesce(vec![run(0, 10, 2), run(0, 14, 3), run(0, 12, 2)]).pop().unwrap();
         assert_eq!(span.range, 10..17);
-        let bytes = Bytes::from_static(b"abcdefg");
-        let parts: Vec<Bytes> = span.split(&bytes).into_iter().map(|(_, b)| b).collect();
+        // Held in two pieces, cut inside the second run.
+        let pieces = Pieces::from_vec(vec![Bytes::from_static(b"abcde"), Bytes::from_static(b"fg")]);
+        let parts: Vec<Bytes> = span.split(&pieces).into_iter().map(|(_, p)| p.into_contiguous()).collect();
         assert_eq!(parts, vec![Bytes::from_static(b"ab"), Bytes::from_static(b"efg"), Bytes::from_static(b"cd")]);
+        // A short answer leaves the runs it does not cover empty.
+        let short = Pieces::one(Bytes::from_static(b"abcd"));
+        let parts: Vec<usize> = span_of_three().split(&short).into_iter().map(|(_, p)| p.len()).collect();
+        assert_eq!(parts, vec![2, 0, 2]);
+    }
+
+    fn span_of_three() -> Span {
+        coalesce(vec![run(0, 10, 2), run(0, 14, 3), run(0, 12, 2)]).pop().unwrap()
     }
 }

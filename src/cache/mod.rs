@@ -27,6 +27,8 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use tracing::{debug, warn};
 
+use crate::pagebuf::PageBuf;
+
 pub use memory::{MemoryCache, DEFAULT_MEMORY_CACHE};
 pub use meta::{fetch_source_cached, FetchCachedError, MetadataCache};
 pub use open::{open_file_cached, CachedProvider, OpenCachedError};
@@ -183,16 +185,16 @@ impl DiskCache {
         let Some(key) = content_key(sha) else { return Lookup::Miss };
         let path = self.block_path(sha, index);
         let Ok(file) = File::open(&path) else { return Lookup::Miss };
-        let mut bytes = Vec::with_capacity(block::file_len(len));
-        let limit = block::file_len(len) as u64 + 1;
-        if let Err(e) = (&file).take(limit).read_to_end(&mut bytes) {
-            return self.discard(&path, format!("read failed: {e}"));
-        }
+        // One byte more than a good block holds, to notice a file that is too long.
+        let bytes = match read_up_to(&file, block::file_len(len) + 1) {
+            Ok(b) => b,
+            Err(e) => return self.discard(&path, format!("read failed: {e}")),
+        };
         match block::verify(&bytes, &key, index, len) {
             Ok(at) => {
                 // Best effort: a failed touch only makes this block look older to eviction.
                 let _ = file.set_modified(SystemTime::now());
-                Lookup::Hit(Bytes::from(bytes).slice(at..at + len))
+                Lookup::Hit(bytes.freeze().slice(at..at + len))
             }
             Err(reason) => self.discard(&path, reason),
         }
@@ -389,6 +391,23 @@ impl Drop for FlockGuard<'_> {
         // SAFETY: as above; unlocking a lock this guard holds.
         unsafe { libc::flock(self.0.as_raw_fd(), libc::LOCK_UN) };
     }
+}
+
+/// The first `limit` bytes of `file` (fewer at its end), in a recycled page-aligned buffer.
+fn read_up_to(mut file: &File, limit: usize) -> std::io::Result<PageBuf> {
+    let mut buf = PageBuf::with_capacity(limit);
+    let room = buf.extend_unspecified(limit);
+    let mut filled = 0;
+    while filled < limit {
+        match file.read(&mut room[filled..]) {
+            Ok(0) => break,
+            Ok(n) => filled += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    buf.truncate(filled);
+    Ok(buf)
 }
 
 #[cfg(test)]

@@ -9,8 +9,9 @@ use futures::future::{BoxFuture, FutureExt, Shared};
 use tracing::warn;
 
 use super::{DiskCache, Lookup};
+use crate::pieces::Pieces;
 use crate::source::SourceModel;
-use crate::vfile::{concat_slice, SourceReadError, SourceReader};
+use crate::vfile::{SourceReadError, SourceReader};
 
 /// Longest run of missing blocks fetched with one request (64 MiB at the default block size):
 /// longer runs become several requests, fetched concurrently.
@@ -52,7 +53,7 @@ impl CachedReader {
         CachedReader { inner, cache, source }
     }
 
-    async fn read_cached(&self, shard: usize, range: Range<u64>) -> Result<Bytes, SourceReadError> {
+    async fn read_cached(&self, shard: usize, range: Range<u64>) -> Result<Pieces, SourceReadError> {
         let s = self.source.shards.get(shard).ok_or_else(|| SourceReadError::Io(format!("no shard {shard}")))?;
         if range.start > range.end || range.end > s.size {
             return Err(SourceReadError::Io(format!(
@@ -61,18 +62,19 @@ impl CachedReader {
             )));
         }
         if range.is_empty() {
-            return Ok(Bytes::new());
+            return Ok(Pieces::default());
         }
         let Some(sha) = s.sha256.as_deref().filter(|sha| super::content_key(sha).is_some()) else {
             return match &self.inner {
-                Some(inner) => inner.read(shard, range).await,
+                Some(inner) => inner.read_pieces(shard, range).await,
                 None => Err(SourceReadError::Io(OFFLINE_MISS.into())),
             };
         };
         let bs = self.cache.block_size();
         let first = range.start / bs;
         let blocks = self.blocks(shard, sha, s.size, first..range.end.div_ceil(bs)).await?;
-        Ok(concat_slice(&blocks, range.start - first * bs, range.end - range.start))
+        let skip = (range.start - first * bs) as usize;
+        Ok(Pieces::from_vec(blocks).slice(skip..skip + (range.end - range.start) as usize))
     }
 
     /// Whole blocks `wanted` of the shard, from disk or fetched.
@@ -200,6 +202,10 @@ impl CachedReader {
 
 impl SourceReader for CachedReader {
     fn read(&self, shard: usize, range: Range<u64>) -> BoxFuture<'_, Result<Bytes, SourceReadError>> {
+        async move { self.read_cached(shard, range).await.map(Pieces::into_contiguous) }.boxed()
+    }
+
+    fn read_pieces(&self, shard: usize, range: Range<u64>) -> BoxFuture<'_, Result<Pieces, SourceReadError>> {
         self.read_cached(shard, range).boxed()
     }
 }

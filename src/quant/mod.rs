@@ -37,6 +37,29 @@ pub enum QuantError {
     RaggedRows { row_len: usize, n: usize },
 }
 
+/// Where conversions append their output: a `Vec` (grown with zeros) or a `PageBuf` (grown
+/// with whatever its recycled memory held, which saves a zero-fill pass). Every conversion
+/// overwrites each byte it asks for; `tests::dirty_output_buffers_give_identical_bytes` holds
+/// them to it.
+pub trait OutBuf {
+    /// Appends `n` bytes, of a value the caller must not rely on, and returns them.
+    fn grow(&mut self, n: usize) -> &mut [u8];
+}
+
+impl OutBuf for Vec<u8> {
+    fn grow(&mut self, n: usize) -> &mut [u8] {
+        let start = self.len();
+        self.resize(start + n, 0);
+        &mut self[start..]
+    }
+}
+
+impl OutBuf for crate::pagebuf::PageBuf {
+    fn grow(&mut self, n: usize) -> &mut [u8] {
+        self.extend_unspecified(n)
+    }
+}
+
 /// Elements converted per step: a multiple of the Q8_0 block, small enough for the stack
 /// buffer to stay in L1.
 const CHUNK: usize = 1024;
@@ -65,7 +88,13 @@ pub fn output_len(dst: GgmlType, n: usize) -> Result<usize, QuantError> {
 ///
 /// For Q8_0, blocks are taken from the start of `input`; pass whole rows (or a row-aligned
 /// run of rows) so that blocks never straddle rows.
-pub fn convert_row(src: Dtype, input: &[u8], op: ElemOp, dst: GgmlType, out: &mut Vec<u8>) -> Result<(), QuantError> {
+pub fn convert_row(
+    src: Dtype,
+    input: &[u8],
+    op: ElemOp,
+    dst: GgmlType,
+    out: &mut impl OutBuf,
+) -> Result<(), QuantError> {
     let size = src.size() as usize;
     if !input.len().is_multiple_of(size) {
         return Err(QuantError::RaggedInput { dtype: src, len: input.len() });
@@ -74,21 +103,18 @@ pub fn convert_row(src: Dtype, input: &[u8], op: ElemOp, dst: GgmlType, out: &mu
         return staged::convert(src, input, op, dst, out);
     }
     let n = input.len() / size;
-    let start = out.len();
-    out.resize(start + output_len(dst, n)?, 0);
-    convert_into(src, input, op, dst, &mut out[start..]);
+    convert_into(src, input, op, dst, out.grow(output_len(dst, n)?));
     Ok(())
 }
 
 /// Converts already-f32 values (generated tensors, transposed data) to `dst`, appending to `out`.
-pub fn convert_f32_row(input: &[f32], dst: GgmlType, out: &mut Vec<u8>) -> Result<(), QuantError> {
+pub fn convert_f32_row(input: &[f32], dst: GgmlType, out: &mut impl OutBuf) -> Result<(), QuantError> {
     if is_staged(ElemOp::None, dst) {
         return staged::encode(input, dst, out);
     }
-    let start = out.len();
-    out.resize(start + output_len(dst, input.len())?, 0);
     let step = output_len(dst, CHUNK)?;
-    for (x, o) in input.chunks(CHUNK).zip(out[start..].chunks_mut(step)) {
+    let o = out.grow(output_len(dst, input.len())?);
+    for (x, o) in input.chunks(CHUNK).zip(o.chunks_mut(step)) {
         encode_f32(x, dst, o);
     }
     Ok(())
@@ -103,7 +129,7 @@ pub fn convert_rows_par(
     row_len: usize,
     op: ElemOp,
     dst: GgmlType,
-    out: &mut Vec<u8>,
+    out: &mut impl OutBuf,
 ) -> Result<(), QuantError> {
     let size = src.size() as usize;
     if !input.len().is_multiple_of(size) {
@@ -118,13 +144,12 @@ pub fn convert_rows_par(
         return staged::convert(src, input, op, dst, out);
     }
     let row_out = output_len(dst, row_len)?;
-    let start = out.len();
-    out.resize(start + n / row_len * row_out, 0);
+    let o = out.grow(n / row_len * row_out);
     // Batches of rows big enough (≥ 256 KiB of input) to amortize rayon's task overhead.
     let rows_per_task = (256 * 1024 / (row_len * size)).max(1);
     input
         .par_chunks(rows_per_task * row_len * size)
-        .zip(out[start..].par_chunks_mut(rows_per_task * row_out))
+        .zip(o.par_chunks_mut(rows_per_task * row_out))
         .for_each(|(i, o)| convert_into(src, i, op, dst, o));
     Ok(())
 }

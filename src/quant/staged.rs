@@ -8,7 +8,7 @@ use crate::plan::ElemOp;
 use crate::safetensors::Dtype;
 
 use super::scalar::{f16_bits_to_f32, f32_to_f16_bits};
-use super::{convert_row, ggml, output_len, QuantError};
+use super::{convert_row, ggml, output_len, OutBuf, QuantError};
 
 /// Source elements → the values of the F16 file (after `op`'s model arithmetic) → `dst`.
 pub(super) fn convert(
@@ -16,7 +16,7 @@ pub(super) fn convert(
     input: &[u8],
     op: ElemOp,
     dst: GgmlType,
-    out: &mut Vec<u8>,
+    out: &mut impl OutBuf,
 ) -> Result<(), QuantError> {
     let stage = if op.rounds_f16() { GgmlType::F16 } else { GgmlType::F32 };
     let mut staged = Vec::new();
@@ -30,7 +30,7 @@ pub(super) fn convert(
 
 /// Already-f32 values (transposed or generated tensors) through `op` (model arithmetic in
 /// f32, then F16 rounding when it asks for it) to `dst`.
-pub fn convert_f32_row_op(input: &[f32], op: ElemOp, dst: GgmlType, out: &mut Vec<u8>) -> Result<(), QuantError> {
+pub fn convert_f32_row_op(input: &[f32], op: ElemOp, dst: GgmlType, out: &mut impl OutBuf) -> Result<(), QuantError> {
     let mut values = input.to_vec();
     super::apply_op(op, &mut values);
     if op.rounds_f16() {
@@ -41,7 +41,7 @@ pub fn convert_f32_row_op(input: &[f32], op: ElemOp, dst: GgmlType, out: &mut Ve
 
 /// f32 values (already staged) → `dst`: ggml's quantizers for quantized types, the plain
 /// encoders for float types (llama-quantize's F16 fallback rounds the same way).
-pub(super) fn encode(values: &[f32], dst: GgmlType, out: &mut Vec<u8>) -> Result<(), QuantError> {
+pub(super) fn encode(values: &[f32], dst: GgmlType, out: &mut impl OutBuf) -> Result<(), QuantError> {
     output_len(dst, values.len())?;
     if !ggml::supports(dst) {
         return super::convert_f32_row(values, dst, out);

@@ -21,7 +21,7 @@ mod tests;
 
 use rayon::prelude::*;
 
-use super::QuantError;
+use super::{OutBuf, QuantError};
 use crate::gguf::GgmlType;
 
 /// One format's block kernel: `out` holds exactly the bytes of `x`'s whole blocks.
@@ -72,21 +72,19 @@ pub fn supports(ty: GgmlType) -> bool {
 
 /// Quantizes `src` (a whole number of `ty` blocks) as llama-quantize does, appending the
 /// block bytes to `out`.
-pub fn quantize_row(ty: GgmlType, src: &[f32], out: &mut Vec<u8>) -> Result<(), QuantError> {
+pub fn quantize_row(ty: GgmlType, src: &[f32], out: &mut impl OutBuf) -> Result<(), QuantError> {
     let (block, bytes, run) = kernel(ty).ok_or(QuantError::UnsupportedOutput(ty))?;
     if !src.len().is_multiple_of(block) {
         return Err(QuantError::PartialBlock { ty, n: src.len(), block });
     }
-    let start = out.len();
-    out.resize(start + src.len() / block * bytes, 0);
-    run(src, &mut out[start..]);
+    run(src, out.grow(src.len() / block * bytes));
     Ok(())
 }
 
 /// Quantizes many rows of `row_len` elements in parallel (rayon), appending to `out`; the
 /// bytes equal those of `quantize_row` over the whole input because every block is
 /// quantized on its own and rows never share a block.
-pub fn quantize_rows_par(ty: GgmlType, src: &[f32], row_len: usize, out: &mut Vec<u8>) -> Result<(), QuantError> {
+pub fn quantize_rows_par(ty: GgmlType, src: &[f32], row_len: usize, out: &mut impl OutBuf) -> Result<(), QuantError> {
     let (block, bytes, run) = kernel(ty).ok_or(QuantError::UnsupportedOutput(ty))?;
     if row_len == 0 || !src.len().is_multiple_of(row_len) {
         return Err(QuantError::RaggedRows { row_len, n: src.len() });
@@ -94,12 +92,11 @@ pub fn quantize_rows_par(ty: GgmlType, src: &[f32], row_len: usize, out: &mut Ve
     if !row_len.is_multiple_of(block) {
         return Err(QuantError::PartialBlock { ty, n: row_len, block });
     }
-    let start = out.len();
-    out.resize(start + src.len() / block * bytes, 0);
+    let o = out.grow(src.len() / block * bytes);
     // Tasks of at least 16 Ki elements (whole rows): enough work to amortize rayon's
     // per-task cost even for the fast legacy formats.
     let rows_per_task = (16 * 1024 / row_len).max(1);
     let task_out = rows_per_task * row_len / block * bytes;
-    src.par_chunks(rows_per_task * row_len).zip(out[start..].par_chunks_mut(task_out)).for_each(|(x, o)| run(x, o));
+    src.par_chunks(rows_per_task * row_len).zip(o.par_chunks_mut(task_out)).for_each(|(x, o)| run(x, o));
     Ok(())
 }
