@@ -5,13 +5,17 @@
 # measured (a missed target is reported, not an error).
 #
 # Environment: GGUFS_SHARED_DIR (default ../shared), BENCH_DIR (work dir, default /tmp/ggufs-bench;
-# the generated model is kept there between runs), BENCH_PORT (default 18600), BENCH_LAYERS (10).
+# the generated model is kept there between runs), BENCH_PORT (default 18600), BENCH_LAYERS (10),
+# BENCH_RUNS (3): timings of figures 1-4 are the median of that many runs on each side (one
+# run swings by ±30 % on a small shared VM); the reference converter runs once (it takes
+# 20-40 s and its spread hardly moves the ratio's order).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$PWD
 SHARED=${GGUFS_SHARED_DIR:-$ROOT/../shared}
 [ -d "$SHARED/corpus" ] || { echo "no corpus at $SHARED/corpus (set GGUFS_SHARED_DIR)" >&2; exit 2; }
 WORK=${BENCH_DIR:-/tmp/ggufs-bench}
+RUNS=${BENCH_RUNS:-3}
 PORT=${BENCH_PORT:-18600}
 REPO=bench/Llama-1G
 NAME=Llama-1G
@@ -41,8 +45,8 @@ echo "== fake Hub at $HF_ENDPOINT serving $SRC ($SRC_BYTES bytes)"
 # the reference (the stricter ratio).
 URL="$HF_ENDPOINT/$REPO/resolve/main/model.safetensors"
 curl -sfL -o /dev/null "$URL" # warm the server's page cache: it is not what we measure
-T_CURL1=$(timed curl -sfL -o /dev/null "$URL")
-T_CURL8=$(timed parallel_download "$URL" "$SRC_BYTES" 8)
+T_CURL1=$(median_of "$RUNS" timed curl -sfL -o /dev/null "$URL")
+T_CURL8=$(median_of "$RUNS" timed parallel_download "$URL" "$SRC_BYTES" 8)
 T_RAW=$(min "$T_CURL1" "$T_CURL8")
 echo "   raw download: 1 stream $(rate "$SRC_BYTES" "$T_CURL1"), 8 streams $(rate "$SRC_BYTES" "$T_CURL8")"
 
@@ -56,20 +60,27 @@ cold_cp() { # TYPE -> seconds
   unmount_ggufs
   echo "$t"
 }
-T_F16=$(cold_cp F16)
-T_Q8=$(cold_cp Q8_0)
+T_F16=$(median_of "$RUNS" cold_cp F16)
+T_Q8=$(median_of "$RUNS" cold_cp Q8_0)
 
 # (4): warm cp: the disk cache of the F16 run above... was replaced by the Q8_0 run's cache, which
 # holds the same source blocks (content-keyed). Kernel caches dropped; local file of the same size.
 F16_BYTES=$(virtual_size F16)
-drop_caches "$WORK/cache"
-mount_ggufs "$WORK/cache" 256M
-T_WARM=$(timed cp "$MNT/$REPO/$NAME-F16.gguf" /dev/null)
-unmount_ggufs
+warm_cp() {
+  drop_caches "$WORK/cache"
+  mount_ggufs "$WORK/cache" 256M
+  local t; t=$(timed cp "$MNT/$REPO/$NAME-F16.gguf" /dev/null)
+  unmount_ggufs
+  echo "$t"
+}
+T_WARM=$(median_of "$RUNS" warm_cp)
 LOCAL=$WORK/local.bin
 [ "$(stat -c %s "$LOCAL" 2>/dev/null || echo 0)" = "$F16_BYTES" ] || head -c "$F16_BYTES" /dev/urandom > "$LOCAL"
-drop_caches "$LOCAL"
-T_LOCAL=$(timed cp "$LOCAL" /dev/null)
+local_cp() {
+  drop_caches "$LOCAL"
+  timed cp "$LOCAL" /dev/null
+}
+T_LOCAL=$(median_of "$RUNS" local_cp)
 
 # (5): peak RSS of the daemon copying the model cold with a small memory cache.
 MEMCACHE_MB=64
@@ -80,14 +91,17 @@ HWM_KB=$(awk '/VmHWM/ {print $2}' "/proc/$DAEMON_PID/status")
 unmount_ggufs
 
 # (3): ggufs pull vs the reference converter --remote (both F16, both cold).
-rm -rf "$WORK/cache" "$WORK/pull.gguf" "$WORK/ref.gguf"
-T_PULL=$(timed "$BIN/ggufs" pull "$REPO" --outtype f16 -o "$WORK/pull.gguf" --cache-dir "$WORK/cache")
+pull_f16() { # CACHE_ARGS... -> seconds of a cold pull to $WORK/pull.gguf (kept for the comparison)
+  rm -rf "$WORK/cache" "$WORK/pull.gguf"
+  timed "$BIN/ggufs" pull "$REPO" --outtype f16 -o "$WORK/pull.gguf" "$@"
+}
+rm -f "$WORK/ref.gguf"
+T_PULL=$(median_of "$RUNS" pull_f16 --cache-dir "$WORK/cache")
 T_REF=$(reference_convert "$WORK/ref.gguf")
 SAME=$(cmp -s "$WORK/pull.gguf" "$WORK/ref.gguf" && echo "byte-identical" || echo "DIFFERENT")
-rm -f "$WORK/pull.gguf"
 # The same pull without storing source blocks in the cache (what the reference does not do
 # either): shown beside the default, the ratio is the default's.
-T_PULL_NC=$(timed "$BIN/ggufs" pull "$REPO" --outtype f16 -o "$WORK/pull.gguf" --no-cache)
+T_PULL_NC=$(median_of "$RUNS" pull_f16 --no-cache)
 cmp -s "$WORK/pull.gguf" "$WORK/ref.gguf" || SAME=DIFFERENT
 rm -f "$WORK/pull.gguf" "$WORK/ref.gguf"
 

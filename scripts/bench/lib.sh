@@ -11,6 +11,13 @@ timed() {
   awk -v a="$t0" -v b="$t1" 'BEGIN { printf "%.3f", b - a }'
 }
 
+# median_of N CMD...: runs CMD (which prints seconds) N times, prints the median.
+median_of() {
+  local n=$1 i
+  shift
+  for ((i = 0; i < n; i++)); do "$@" || return 1; echo; done | sort -n | awk 'NF { v[n++] = $1 } END { print v[int((n - 1) / 2)] }'
+}
+
 min() { awk -v a="$1" -v b="$2" 'BEGIN { print (a < b) ? a : b }'; }
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0) ? a / b : 0 }'; }
 rate() { awk -v n="$1" -v s="$2" 'BEGIN { printf "%.0f MB/s", (s > 0) ? n / s / 1e6 : 0 }'; }
