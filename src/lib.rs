@@ -15,6 +15,7 @@ pub mod fs;
 pub mod gguf;
 pub mod hfcache;
 pub mod hub;
+pub mod mapped;
 pub mod metadata;
 pub mod pagebuf;
 pub mod pieces;

@@ -27,7 +27,7 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use tracing::{debug, warn};
 
-use crate::pagebuf::PageBuf;
+use crate::mapped::Mapped;
 
 pub use memory::{MemoryCache, DEFAULT_MEMORY_CACHE};
 pub use meta::{fetch_source_cached, FetchCachedError, MetadataCache};
@@ -185,8 +185,7 @@ impl DiskCache {
         let Some(key) = content_key(sha) else { return Lookup::Miss };
         let path = self.block_path(sha, index);
         let Ok(file) = File::open(&path) else { return Lookup::Miss };
-        // One byte more than a good block holds, to notice a file that is too long.
-        let bytes = match read_up_to(&file, block::file_len(len) + 1) {
+        let bytes = match read_block_file(&file, block::file_len(len)) {
             Ok(b) => b,
             Err(e) => return self.discard(&path, format!("read failed: {e}")),
         };
@@ -194,7 +193,7 @@ impl DiskCache {
             Ok(at) => {
                 // Best effort: a failed touch only makes this block look older to eviction.
                 let _ = file.set_modified(SystemTime::now());
-                Lookup::Hit(bytes.freeze().slice(at..at + len))
+                Lookup::Hit(bytes.slice(at..at + len))
             }
             Err(reason) => self.discard(&path, reason),
         }
@@ -393,21 +392,17 @@ impl Drop for FlockGuard<'_> {
     }
 }
 
-/// The first `limit` bytes of `file` (fewer at its end), in a recycled page-aligned buffer.
-fn read_up_to(mut file: &File, limit: usize) -> std::io::Result<PageBuf> {
-    let mut buf = PageBuf::with_capacity(limit);
-    let room = buf.extend_unspecified(limit);
-    let mut filled = 0;
-    while filled < limit {
-        match file.read(&mut room[filled..]) {
-            Ok(0) => break,
-            Ok(n) => filled += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
+/// A block file's bytes, mapped when it has exactly the expected length (`Mapped` explains why
+/// that is safe); any other length is returned as read, for `verify` to report.
+fn read_block_file(file: &File, expected: usize) -> std::io::Result<Bytes> {
+    let size = file.metadata()?.len();
+    if size == expected as u64 && expected > 0 {
+        return Ok(Mapped::first_bytes(file, expected)?.freeze());
     }
-    buf.truncate(filled);
-    Ok(buf)
+    // One byte more than a good block holds is enough to tell it is too long.
+    let mut bytes = Vec::new();
+    file.take(expected as u64 + 1).read_to_end(&mut bytes)?;
+    Ok(Bytes::from(bytes))
 }
 
 #[cfg(test)]

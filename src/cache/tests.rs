@@ -23,6 +23,17 @@ fn a_block_of_the_wrong_length_is_corrupt_and_deleted() {
     c.put(SHA, 0, b"short").unwrap();
     assert!(matches!(c.get(SHA, 0, 16), Lookup::Corrupt(_)));
     assert!(!c.block_path(SHA, 0).exists());
+    // Too long by a byte (read, not mapped), and right-sized with a flipped byte (mapped).
+    c.put(SHA, 1, b"0123456789abcdef").unwrap();
+    let mut grown = std::fs::read(c.block_path(SHA, 1)).unwrap();
+    grown.push(0);
+    std::fs::write(c.block_path(SHA, 1), &grown).unwrap();
+    assert!(matches!(c.get(SHA, 1, 16), Lookup::Corrupt(r) if r.contains("bytes, expected")));
+    c.put(SHA, 2, b"0123456789abcdef").unwrap();
+    let mut flipped = std::fs::read(c.block_path(SHA, 2)).unwrap();
+    *flipped.last_mut().unwrap() ^= 1;
+    std::fs::write(c.block_path(SHA, 2), &flipped).unwrap();
+    assert!(matches!(c.get(SHA, 2, 16), Lookup::Corrupt(r) if r.contains("checksum")));
 }
 
 #[test]
