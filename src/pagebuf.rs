@@ -27,6 +27,8 @@ pub const PAGE: usize = 4096;
 /// Smaller buffers come from the allocator and are not pooled: its heap serves them without
 /// page faults. Larger ones are mapped directly (see the module comment).
 const POOL_MIN: usize = 256 << 10;
+/// Room every pooled size class has beyond a round size (see `rounded`).
+const CLASS_SLACK: usize = 64 << 10;
 /// Buffers of at least a huge page are aligned to one and advised to use them.
 const HUGE_PAGE: usize = 2 << 20;
 /// Bytes of free buffers kept: what the daemon holds beyond its live buffers. About what a
@@ -147,16 +149,18 @@ fn pool() -> std::sync::MutexGuard<'static, Pool> {
     POOL.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// Capacity allocated for a request of `capacity` bytes: for pooled sizes, the next of four
-/// size classes per doubling (at most 25 % unused), so that buffers of nearby sizes
-/// (converted pieces of different tensors, shard tails) are interchangeable.
+/// Capacity allocated for a request of `capacity` bytes: for pooled sizes, `CLASS_SLACK` plus the
+/// next of four size classes per doubling (at most 25 % unused), so that buffers of nearby sizes
+/// are interchangeable: a 4 MiB cache block, a 4 MiB chunk, and the conversion of the rows
+/// covering that chunk (a few KiB more) all take the 4 MiB + 64 KiB class.
 fn rounded(capacity: usize) -> usize {
     let cap = capacity.max(1).next_multiple_of(PAGE);
     if cap < POOL_MIN {
         return cap;
     }
-    let step = (1usize << cap.ilog2()) / 4;
-    cap.next_multiple_of(step)
+    let body = cap.saturating_sub(CLASS_SLACK).max(PAGE);
+    let step = (1usize << body.ilog2()) / 4;
+    body.next_multiple_of(step.max(PAGE)) + CLASS_SLACK
 }
 
 /// An append-only buffer of initialized bytes starting at a `PAGE`-aligned address.
@@ -348,13 +352,14 @@ mod tests {
     #[test]
     fn pool_reuses_its_size_class_and_keeps_what_was_written() {
         let mut pool = Pool::new(16 << 20);
-        let mut r = raw(4 << 20);
+        let class = rounded(4 << 20);
+        let mut r = raw(class);
         r.init = 1000;
         let ptr = r.ptr;
         assert!(pool.give(r).is_none());
-        assert!(pool.take(5 << 20).is_none());
-        let back = pool.take(rounded((7 << 19) + 1)).expect("3.5 MiB + 1 rounds up to the 4 MiB class");
-        assert_eq!((back.ptr, back.cap, back.init), (ptr, 4 << 20, 1000));
+        assert!(pool.take(rounded(5 << 20)).is_none());
+        let back = pool.take(rounded((7 << 19) + CLASS_SLACK + 1)).expect("just above the 3.5 MiB class");
+        assert_eq!((back.ptr, back.cap, back.init), (ptr, class, 1000));
         assert_eq!(pool.bytes, 0);
         back.free();
     }
@@ -381,15 +386,19 @@ mod tests {
     fn capacities_round_to_size_classes() {
         assert_eq!(rounded(1), PAGE);
         assert_eq!(rounded(PAGE + 1), 2 * PAGE);
+        const MIB: usize = 1 << 20;
         assert_eq!(rounded(POOL_MIN), POOL_MIN);
-        assert_eq!(rounded(POOL_MIN + 1), POOL_MIN + POOL_MIN / 4);
-        assert_eq!(rounded(4 << 20), 4 << 20);
-        assert_eq!(rounded((4 << 20) + 1), 5 << 20);
-        assert_eq!(rounded(7 << 20), 7 << 20);
-        assert_eq!(rounded((7 << 20) + 1), 8 << 20);
+        assert_eq!(rounded(POOL_MIN + 1), POOL_MIN + (32 << 10));
+        // A block, a chunk, and a chunk's covering rows share a class; the next is 1 MiB up.
+        for n in [4 * MIB, 4 * MIB + 8192, 4 * MIB + CLASS_SLACK] {
+            assert_eq!(rounded(n), 4 * MIB + CLASS_SLACK, "{n}");
+        }
+        assert_eq!(rounded(4 * MIB + CLASS_SLACK + 1), 5 * MIB + CLASS_SLACK);
+        assert_eq!(rounded(8 * MIB), 8 * MIB + CLASS_SLACK);
         for n in (1..400).map(|i| i * 77_777) {
             let c = rounded(n);
-            assert!(c >= n && (c < POOL_MIN || c - n <= n / 4 + PAGE), "{n} -> {c}");
+            assert!(c >= n && c.is_multiple_of(PAGE), "{n} -> {c}");
+            assert!(c < POOL_MIN || c - n <= n / 4 + CLASS_SLACK + PAGE, "{n} -> {c}");
         }
     }
 }

@@ -80,12 +80,14 @@ async fn reads_return_the_source_bytes_and_a_second_pass_makes_no_request() {
 }
 
 #[tokio::test]
-async fn missing_blocks_are_fetched_whole_coalesced_and_clamped_to_the_shard() {
+async fn missing_blocks_are_fetched_whole_and_clamped_to_the_shard() {
     let dir = tempfile::tempdir().unwrap();
     let fake = Fake::new(Duration::ZERO);
     let r = reader(&fake, &cache(dir.path(), u64::MAX));
     read(&r, 1500..3500).await;
-    assert_eq!(fake.take_calls(), vec![BS..4 * BS], "blocks 1-3 in one request");
+    let mut calls = fake.take_calls();
+    calls.sort_by_key(|c| c.start);
+    assert_eq!(calls, vec![BS..2 * BS, 2 * BS..3 * BS, 3 * BS..4 * BS], "blocks 1-3, one request each");
     read(&r, 0..5000).await;
     assert_eq!(fake.take_calls(), vec![0..BS, 4 * BS..5 * BS], "only the two missing blocks");
     read(&r, SIZE - 10..SIZE).await;
