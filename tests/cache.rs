@@ -189,6 +189,9 @@ fn eviction_keeps_the_cache_under_its_cap_and_reads_stay_right() {
     let disk = Arc::new(DiskCache::open_with_block_size(dir.path(), cap, 1 << 20).unwrap());
     let f = open(&rt, Some(Arc::new(client(&hub))), dir.path(), disk.clone(), REPO, OutType::F16);
     assert_eq!(sha256_hex(&whole(&rt, &f)), golden_sha(REPO, OutType::F16));
+    // Blocks are stored (and evictions run) in the background after the read is answered;
+    // blocks still being fetched are never evicted, so the cap holds once the stores are done.
+    rt.block_on(disk.wait_for_stores());
     let on_disk: u64 = block_files(dir.path()).iter().map(|p| std::fs::metadata(p).unwrap().len()).sum();
     assert!(on_disk <= cap, "cache holds {on_disk} bytes, cap {cap}");
     assert!(on_disk > 0);

@@ -247,6 +247,10 @@ impl DiskCache {
             return;
         }
         let _flock = FlockGuard::exclusive(&self.lock_file);
+        // Blocks stored while this runs add to `used` themselves; only the difference between
+        // the scan and the count taken just before it is applied at the end, so that their
+        // additions are never overwritten (which let the cache end over its cap).
+        let counted = self.used.load(Ordering::Relaxed);
         let mut files = self.scan();
         let protected: Vec<PathBuf> = match self.inflight.lock() {
             Ok(m) => m.keys().map(|(sha, i)| self.block_path(sha, *i)).collect(),
@@ -274,7 +278,13 @@ impl DiskCache {
                 Err(e) => debug!(path = %f.path.display(), error = %e, "eviction could not delete"),
             }
         }
-        self.used.store(total, Ordering::Relaxed);
+        if total >= counted {
+            self.used.fetch_add(total - counted, Ordering::Relaxed);
+        } else {
+            let _ = self
+                .used
+                .fetch_update(Ordering::Relaxed, Ordering::Relaxed, |u| Some(u.saturating_sub(counted - total)));
+        }
         debug!(removed, total, max = self.max_bytes, "cache eviction");
     }
 
