@@ -4,7 +4,7 @@
 use std::ops::Range;
 use std::sync::Arc;
 
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures::future::{BoxFuture, FutureExt};
 
 use crate::pagebuf::PageBuf;
@@ -356,19 +356,7 @@ fn assemble(header: &[u8], pieces: &[(u64, Bytes)], len: usize) -> Bytes {
 /// covers them): how chunked data (cache blocks, prefetched chunks) answers a range.
 pub fn concat_slice(parts: &[Bytes], skip: u64, len: u64) -> Bytes {
     let (skip, len) = (skip as usize, len as usize);
-    if let [one] = parts {
-        return one.slice(skip.min(one.len())..(skip + len).min(one.len()));
-    }
-    let mut out = BytesMut::with_capacity(len);
-    let mut pos = 0usize;
-    for p in parts {
-        let (lo, hi) = (skip.max(pos), (skip + len).min(pos + p.len()));
-        if lo < hi {
-            out.extend_from_slice(&p[lo - pos..hi - pos]);
-        }
-        pos += p.len();
-    }
-    out.freeze()
+    Pieces::from_vec(parts.to_vec()).slice(skip..skip + len).into_contiguous()
 }
 
 /// Source bytes fetched with one request: one or more row runs of one source tensor.
