@@ -352,13 +352,6 @@ fn assemble(header: &[u8], pieces: &[(u64, Bytes)], len: usize) -> Bytes {
     out.freeze()
 }
 
-/// `len` bytes starting `skip` bytes into the concatenation of `parts` (no copy when one part
-/// covers them): how chunked data (cache blocks, prefetched chunks) answers a range.
-pub fn concat_slice(parts: &[Bytes], skip: u64, len: u64) -> Bytes {
-    let (skip, len) = (skip as usize, len as usize);
-    Pieces::from_vec(parts.to_vec()).slice(skip..skip + len).into_contiguous()
-}
-
 /// Source bytes fetched with one request: one or more row runs of one source tensor.
 struct Span {
     shard: usize,

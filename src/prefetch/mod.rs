@@ -19,7 +19,8 @@ use bytes::Bytes;
 use tokio::sync::Semaphore;
 
 use crate::cache::memory::{ChunkFuture, ChunkKey, MemoryCache};
-use crate::vfile::{concat_slice, GgufFile, ReadError, SourceReadError};
+use crate::pieces::Pieces;
+use crate::vfile::{GgufFile, ReadError, SourceReadError};
 use stream::{StreamDetector, WindowLimits};
 
 /// Output bytes per chunk: a few source requests of about one disk-cache block each, large
@@ -73,7 +74,7 @@ impl PrefetchingFile {
         let covering = offset / CHUNK_SIZE..(end - 1) / CHUNK_SIZE + 1;
         if !advice.sequential {
             if let Some(held) = self.held(covering.clone()) {
-                return Ok(concat_slice(&held, offset - covering.start * CHUNK_SIZE, end - offset));
+                return Ok(slice_of(held, offset - covering.start * CHUNK_SIZE, end - offset));
             }
             return self.file.read_range(offset, end - offset).await;
         }
@@ -83,7 +84,7 @@ impl PrefetchingFile {
             self.streams.lock().unwrap_or_else(PoisonError::into_inner).stalled(advice.stream);
         }
         let chunks = futures::future::try_join_all(needed).await?;
-        Ok(concat_slice(&chunks, offset - covering.start * CHUNK_SIZE, end - offset))
+        Ok(slice_of(chunks, offset - covering.start * CHUNK_SIZE, end - offset))
     }
 
     /// Starts producing the chunks of `ahead` that are neither held nor in flight.
@@ -124,6 +125,13 @@ impl PrefetchingFile {
             Ok(bytes)
         })
     }
+}
+
+/// `len` bytes starting `skip` bytes into consecutive `chunks` (shared when one chunk holds
+/// them, gathered otherwise).
+fn slice_of(chunks: Vec<Bytes>, skip: u64, len: u64) -> Bytes {
+    let (skip, len) = (skip as usize, len as usize);
+    Pieces::from_vec(chunks).slice(skip..skip + len).into_contiguous()
 }
 
 #[cfg(test)]
