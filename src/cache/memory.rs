@@ -3,7 +3,10 @@
 //! It exists for the prefetcher: chunks produced ahead of a reader wait here until read, and
 //! concurrent readers of the same chunk (mmap faults on several threads, two handles of one
 //! file) share one production (single flight). It is deliberately small: what was already
-//! served lives in the kernel page cache, and source bytes live in the disk cache.
+//! served lives in the kernel page cache, and source bytes live in the disk cache. A chunk a
+//! sequential stream has left behind is removed at once rather than aged out, so that a
+//! streaming copy recycles a few chunks' buffers instead of filling the whole cache with
+//! fresh memory it will never read again.
 
 use std::collections::HashMap;
 use std::future::Future;
@@ -65,6 +68,15 @@ impl MemoryCache {
     /// The finished chunk `key`, if held (and marks it recently used).
     pub fn get(&self, key: &ChunkKey) -> Option<Bytes> {
         self.lock().lru.get(key).cloned()
+    }
+
+    /// Drops chunk `key` if held: its reader is done with it (see `PrefetchingFile`), and its
+    /// buffer is better recycled for the next chunk than kept until the LRU reaches it.
+    pub fn remove(&self, key: &ChunkKey) {
+        let mut inner = self.lock();
+        if let Some(old) = inner.lru.pop(key) {
+            inner.used -= old.len() as u64;
+        }
     }
 
     /// Whether `key` is held or being produced.
@@ -163,6 +175,10 @@ mod tests {
         c.insert(key(3), Bytes::from(vec![3u8; 11]));
         assert!(c.get(&key(3)).is_none(), "a chunk larger than the cap is not kept");
         assert_eq!(c.used_bytes(), 8);
+        c.remove(&key(0));
+        c.remove(&key(0));
+        assert!(c.get(&key(0)).is_none());
+        assert_eq!(c.used_bytes(), 4, "a removed chunk's bytes are no longer counted");
     }
 
     #[test]

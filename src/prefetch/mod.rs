@@ -21,7 +21,7 @@ use tokio::sync::Semaphore;
 use crate::cache::memory::{ChunkFuture, ChunkKey, MemoryCache};
 use crate::pieces::Pieces;
 use crate::vfile::{GgufFile, ReadError, SourceReadError};
-use stream::{StreamDetector, WindowLimits};
+use stream::{StreamDetector, StreamLimits, LEFT_BEHIND};
 
 /// Output bytes per chunk: a few source requests of about one disk-cache block each, large
 /// enough that request latency is amortized, small enough that the first bytes of a stream come
@@ -47,10 +47,15 @@ pub struct PrefetchingFile {
 impl PrefetchingFile {
     /// Reads of `file` prefetched into (and served from) `memory`.
     pub fn new(file: Arc<GgufFile>, memory: Arc<MemoryCache>) -> Self {
+        let max = MAX_WINDOW.min(memory.max_bytes() / 4).max(CHUNK_SIZE);
+        Self::with_limits(file, memory, StreamLimits { initial: INITIAL_WINDOW, max, left_behind: LEFT_BEHIND })
+    }
+
+    /// `new` with other stream limits (tests use small files).
+    pub(crate) fn with_limits(file: Arc<GgufFile>, memory: Arc<MemoryCache>, limits: StreamLimits) -> Self {
         let l = file.layout();
         let id: Arc<str> = Arc::from(format!("{}@{}/{}", l.repo_id, l.commit, l.outtype.name()));
-        let max = MAX_WINDOW.min(memory.max_bytes() / 4).max(CHUNK_SIZE);
-        let streams = Mutex::new(StreamDetector::new(WindowLimits { initial: INITIAL_WINDOW, max }));
+        let streams = Mutex::new(StreamDetector::new(limits));
         Self { file, id, memory, streams, slots: Arc::new(Semaphore::new(MAX_CHUNKS_IN_FLIGHT)) }
     }
 
@@ -79,6 +84,7 @@ impl PrefetchingFile {
             return self.file.read_range(offset, end - offset).await;
         }
         let needed: Vec<ChunkFuture> = covering.clone().map(|k| self.chunk(k)).collect();
+        self.retire(advice.passed);
         self.prefetch(advice.ahead.start..advice.ahead.end.min(self.size()));
         if needed.iter().any(|f| f.peek().is_none()) {
             self.streams.lock().unwrap_or_else(PoisonError::into_inner).stalled(advice.stream);
@@ -97,6 +103,19 @@ impl PrefetchingFile {
                 // The production runs on its own task; the handle is not needed.
                 drop(self.chunk(k));
             }
+        }
+    }
+
+    /// Drops from memory the chunks that end inside `passed`: the stream is done with them
+    /// and the kernel page cache holds what it read (a reader that comes back later gets the
+    /// chunk again from the disk cache).
+    fn retire(&self, passed: std::ops::Range<u64>) {
+        if passed.is_empty() {
+            return;
+        }
+        // Chunk k ends at (k + 1) * CHUNK_SIZE; those ending in (passed.start, passed.end].
+        for k in passed.start / CHUNK_SIZE..passed.end / CHUNK_SIZE {
+            self.memory.remove(&self.key(k));
         }
     }
 

@@ -16,16 +16,25 @@ pub const BACKWARD_TOLERANCE: u64 = 1 << 20;
 /// A read this far ahead of a stream's expected offset still belongs to it (readahead requests
 /// overtaking each other, several threads faulting a mapping in order).
 pub const FORWARD_TOLERANCE: u64 = 16 << 20;
+/// Bytes further than this behind a stream's frontier are done with (`Advice::passed`). Not
+/// `BACKWARD_TOLERANCE`: the kernel keeps several readahead requests of a stream in flight and
+/// they are served in parallel, so a request handled late may land several MiB behind a
+/// frontier its successors already moved; such a read is no longer part of the stream, but
+/// the chunk it needs must still be held. The same reach as the forward reordering allowed.
+pub const LEFT_BEHIND: u64 = FORWARD_TOLERANCE;
 /// Streams tracked per file; the least recently used is forgotten first.
 pub const MAX_STREAMS: usize = 4;
 
-/// Window sizes: where a stream starts and the most it may grow to.
+/// A stream's reach: where its window starts, the most it may grow to, and how far behind
+/// its frontier bytes are done with.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct WindowLimits {
+pub struct StreamLimits {
     /// Prefetch distance of a new stream.
     pub initial: u64,
     /// Largest prefetch distance.
     pub max: u64,
+    /// Distance behind the frontier from which bytes are passed (`LEFT_BEHIND` in a mount).
+    pub left_behind: u64,
 }
 
 /// What to do for one read.
@@ -37,6 +46,10 @@ pub struct Advice {
     pub sequential: bool,
     /// Bytes to have fetched ahead of the reader (empty for a non-sequential read).
     pub ahead: Range<u64>,
+    /// Bytes this read left behind the stream for good: they are now `LEFT_BEHIND` or more
+    /// behind its frontier, further than a reordered read of the stream lands (empty unless
+    /// the frontier moved).
+    pub passed: Range<u64>,
 }
 
 #[derive(Debug, Clone)]
@@ -51,7 +64,7 @@ struct Stream {
 /// The streams of one open file.
 #[derive(Debug)]
 pub struct StreamDetector {
-    limits: WindowLimits,
+    limits: StreamLimits,
     streams: Vec<Stream>,
     clock: u64,
     next_id: u64,
@@ -59,8 +72,9 @@ pub struct StreamDetector {
 
 impl StreamDetector {
     /// A detector with no stream yet.
-    pub fn new(limits: WindowLimits) -> Self {
-        let limits = WindowLimits { initial: limits.initial.max(1), max: limits.max.max(limits.initial.max(1)) };
+    pub fn new(limits: StreamLimits) -> Self {
+        let initial = limits.initial.max(1);
+        let limits = StreamLimits { initial, max: limits.max.max(initial), ..limits };
         Self { limits, streams: Vec::new(), clock: 0, next_id: 1 }
     }
 
@@ -71,9 +85,16 @@ impl StreamDetector {
         if let Some(s) =
             self.streams.iter_mut().filter(|s| joins(s.next, range.start)).min_by_key(|s| s.next.abs_diff(range.start))
         {
+            let before = s.next;
             s.next = s.next.max(range.end);
             s.last_used = clock;
-            return Advice { stream: s.id, sequential: true, ahead: s.next..s.next.saturating_add(s.window) };
+            let behind = |next: u64| next.saturating_sub(self.limits.left_behind);
+            return Advice {
+                stream: s.id,
+                sequential: true,
+                ahead: s.next..s.next.saturating_add(s.window),
+                passed: behind(before)..behind(s.next),
+            };
         }
         let id = self.next_id;
         self.next_id += 1;
@@ -83,7 +104,7 @@ impl StreamDetector {
         } else if let Some(oldest) = self.streams.iter_mut().min_by_key(|s| s.last_used) {
             *oldest = stream;
         }
-        Advice { stream: id, sequential: false, ahead: range.end..range.end }
+        Advice { stream: id, sequential: false, ahead: range.end..range.end, passed: 0..0 }
     }
 
     /// The reader of `stream` had to wait for data: it keeps up with the prefetcher, so the
@@ -110,7 +131,7 @@ mod tests {
     use super::*;
 
     const MIB: u64 = 1 << 20;
-    const LIMITS: WindowLimits = WindowLimits { initial: MIB, max: 64 * MIB };
+    const LIMITS: StreamLimits = StreamLimits { initial: MIB, max: 64 * MIB, left_behind: LEFT_BEHIND };
 
     #[test]
     fn the_first_read_is_random_and_the_next_in_order_is_sequential() {
@@ -136,6 +157,18 @@ mod tests {
         assert_eq!(behind.ahead.start, 2 * MIB, "the stream's frontier never moves back");
         // A jump forward within the tolerance (another thread faulting further on) too.
         assert!(d.observe(10 * MIB..11 * MIB).sequential);
+    }
+
+    #[test]
+    fn bytes_are_passed_once_the_frontier_is_far_enough_beyond_them() {
+        let mut d = StreamDetector::new(LIMITS);
+        let far = LEFT_BEHIND;
+        assert!(d.observe(0..MIB).passed.is_empty(), "a new stream passes nothing");
+        assert!(d.observe(MIB..far).passed.is_empty(), "nothing is that far behind yet");
+        assert!(d.observe(far..far + MIB).passed == (0..MIB));
+        // A reordered read behind the frontier moves nothing.
+        assert!(d.observe(far - 4096..far).passed.is_empty());
+        assert!(d.observe(far + MIB..far + 4 * MIB).passed == (MIB..4 * MIB));
     }
 
     #[test]

@@ -49,7 +49,9 @@ fn a_sequential_read_equals_the_file_and_goes_through_prefetched_chunks() {
     let expected = rt.block_on(file.read_range(0, file.size())).unwrap();
     shards.calls.lock().unwrap().clear();
     let memory = Arc::new(MemoryCache::new(256 << 20));
-    let pf = PrefetchingFile::new(file.clone(), memory.clone());
+    // Chunks are left behind one chunk back (a mount waits `LEFT_BEHIND`, more than this file).
+    let limits = StreamLimits { initial: INITIAL_WINDOW, max: MAX_WINDOW, left_behind: CHUNK_SIZE };
+    let pf = PrefetchingFile::with_limits(file.clone(), memory.clone(), limits);
     let mut got = Vec::new();
     rt.block_on(async {
         let mut off = 0;
@@ -60,13 +62,34 @@ fn a_sequential_read_equals_the_file_and_goes_through_prefetched_chunks() {
         }
     });
     assert!(got == expected[..], "prefetched bytes differ from the file");
-    // Chunks were produced ahead and kept: every chunk of the file is held.
-    let chunks = file.size().div_ceil(CHUNK_SIZE);
-    assert!(memory.used_bytes() >= (chunks - 1) * CHUNK_SIZE, "held {} bytes", memory.used_bytes());
+    // Chunks the stream has left behind are gone; at most the last two (one within
+    // `left_behind`, one the stream is in) are held.
+    assert!(memory.used_bytes() <= 2 * CHUNK_SIZE, "held {} bytes", memory.used_bytes());
+    let last = pf.size() - 4096;
     let calls = shards.calls.lock().unwrap().len();
-    let again = rt.block_on(pf.read(CHUNK_SIZE, 4096)).unwrap();
-    assert_eq!(again[..], expected[CHUNK_SIZE as usize..CHUNK_SIZE as usize + 4096]);
+    let again = rt.block_on(pf.read(last, 4096)).unwrap();
+    assert_eq!(again[..], expected[last as usize..]);
     assert_eq!(shards.calls.lock().unwrap().len(), calls, "a read of held chunks fetches nothing");
+    // A reader coming back to a retired chunk gets the right bytes from the source again.
+    let early = rt.block_on(pf.read(CHUNK_SIZE, 4096)).unwrap();
+    assert_eq!(early[..], expected[CHUNK_SIZE as usize..CHUNK_SIZE as usize + 4096]);
+}
+
+#[test]
+fn a_sequential_stream_keeps_the_chunks_ahead_of_it() {
+    let rt = runtime();
+    let (file, _) = open(OutType::F32);
+    let memory = Arc::new(MemoryCache::new(256 << 20));
+    let pf = PrefetchingFile::new(file.clone(), memory.clone());
+    rt.block_on(async {
+        for i in 0..4 {
+            pf.read(i * (128 << 10), 128 << 10).await.unwrap();
+        }
+        // Let the prefetched chunks land.
+        tokio::time::sleep(std::time::Duration::from_millis(200)).await;
+    });
+    assert!(memory.get(&pf.key(0)).is_some(), "the chunk being read is held");
+    assert!(memory.used_bytes() >= CHUNK_SIZE, "held {} bytes", memory.used_bytes());
 }
 
 #[test]
