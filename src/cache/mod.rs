@@ -13,6 +13,7 @@ pub mod memory;
 mod meta;
 mod open;
 mod reader;
+mod recent;
 
 use std::collections::HashMap;
 use std::fs::{DirBuilder, File, OpenOptions};
@@ -105,6 +106,8 @@ pub struct DiskCache {
     pub(crate) inflight: Mutex<HashMap<(String, u64), reader::Inflight>>,
     /// Fetched runs waiting to be written (bounds the memory they hold).
     pub(crate) stores: Arc<tokio::sync::Semaphore>,
+    /// Blocks just fetched or read, for the next chunk that starts inside them.
+    pub(crate) recent: recent::RecentBlocks,
 }
 
 impl DiskCache {
@@ -141,6 +144,7 @@ impl DiskCache {
             temp_counter: AtomicU64::new(0),
             inflight: Mutex::new(HashMap::new()),
             stores: Arc::new(tokio::sync::Semaphore::new(STORE_BUDGET_MIB)),
+            recent: recent::RecentBlocks::new(recent::RECENT_BLOCKS),
         };
         cache.refresh_usage();
         Ok(cache)
@@ -196,6 +200,14 @@ impl DiskCache {
                 Lookup::Hit(bytes.slice(at..at + len))
             }
             Err(reason) => self.discard(&path, reason),
+        }
+    }
+
+    /// Marks block `index` of `sha` used now, for a read served from memory (`recent`), so
+    /// that LRU eviction ranks it as if it had been read from disk. Best effort.
+    pub(crate) fn touch(&self, sha: &str, index: u64) {
+        if let Ok(file) = File::open(self.block_path(sha, index)) {
+            let _ = file.set_modified(SystemTime::now());
         }
     }
 

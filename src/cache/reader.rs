@@ -47,6 +47,7 @@ pub struct CachedReader {
 
 /// How one missing block will be obtained.
 enum Plan {
+    Held(u64, Bytes),
     Disk(u64),
     Join(u64, Inflight),
 }
@@ -96,7 +97,17 @@ impl CachedReader {
             if missing.is_empty() {
                 break;
             }
-            let plans = self.plan(shard, sha, size, &missing)?;
+            let mut plans = self.plan(shard, sha, size, &missing)?;
+            let mut held = Vec::new();
+            plans.retain(|p| match p {
+                Plan::Held(i, b) => {
+                    have[(i - wanted.start) as usize] = Some(b.clone());
+                    held.push(*i);
+                    false
+                }
+                _ => true,
+            });
+            self.touch_later(sha, held);
             let disk: Vec<u64> =
                 plans.iter().filter_map(|p| if let Plan::Disk(i) = p { Some(*i) } else { None }).collect();
             let joins = plans.into_iter().filter_map(|p| if let Plan::Join(i, f) = p { Some((i, f)) } else { None });
@@ -118,8 +129,9 @@ impl CachedReader {
     }
 
     /// Decides, under the in-flight lock, where each missing block comes from: a fetch already
-    /// under way, the disk, or a new fetch (up to `MAX_RUN_BLOCKS` consecutive new blocks share
-    /// one request).
+    /// under way, the blocks just used, the disk, or a new fetch (up to `MAX_RUN_BLOCKS`
+    /// consecutive new blocks share one request). A fetched block enters `recent` before it
+    /// leaves the in-flight table, so no block is ever in neither.
     fn plan(&self, shard: usize, sha: &str, size: u64, missing: &[u64]) -> Result<Vec<Plan>, SourceReadError> {
         let mut map = self.cache.inflight.lock().map_err(|_| SourceReadError::Io("cache lock poisoned".into()))?;
         let mut plans = Vec::with_capacity(missing.len());
@@ -127,6 +139,8 @@ impl CachedReader {
         for &i in missing {
             if let Some(f) = map.get(&(sha.to_string(), i)) {
                 plans.push(Plan::Join(i, f.clone()));
+            } else if let Some(b) = self.cache.recent.get(sha, i) {
+                plans.push(Plan::Held(i, b));
             } else if self.inner.is_none() || self.cache.block_path(sha, i).exists() {
                 plans.push(Plan::Disk(i));
             } else {
@@ -165,6 +179,16 @@ impl CachedReader {
         Ok(plans)
     }
 
+    /// Touches the disk files of blocks served from memory, off the async threads and without
+    /// waiting: only eviction order depends on it.
+    fn touch_later(&self, sha: &str, indices: Vec<u64>) {
+        if indices.is_empty() {
+            return;
+        }
+        let (cache, sha) = (self.cache.clone(), sha.to_string());
+        drop(tokio::task::spawn_blocking(move || indices.into_iter().for_each(|i| cache.touch(&sha, i))));
+    }
+
     /// Reads and verifies `indices` from disk; blocks that are gone or corrupt are left out
     /// (corrupt ones are deleted by the cache and reported here once).
     async fn read_disk(&self, sha: &str, size: u64, indices: Vec<u64>) -> Vec<(u64, Bytes)> {
@@ -188,7 +212,10 @@ impl CachedReader {
         let mut out = Vec::with_capacity(looked.len());
         for (i, lookup) in looked {
             match lookup {
-                Lookup::Hit(b) => out.push((i, b)),
+                Lookup::Hit(b) => {
+                    self.cache.recent.put(sha, i, b.clone());
+                    out.push((i, b));
+                }
                 Lookup::Miss => {}
                 Lookup::Corrupt(reason) => {
                     let shard = self.source.shards.iter().find(|s| s.sha256.as_deref() == Some(sha));
@@ -245,8 +272,8 @@ async fn fetch_run(
     let slot = cache.stores.clone().acquire_many_owned(mib).await.ok();
     let data = data.clone();
     tokio::spawn(async move {
-        let (cache2, sha2, run2) = (cache.clone(), sha.clone(), run.clone());
-        let stored = tokio::task::spawn_blocking(move || store_run(&cache2, &sha2, run2, bytes.start, &data)).await;
+        let (cache2, sha2, run2, data2) = (cache.clone(), sha.clone(), run.clone(), data.clone());
+        let stored = tokio::task::spawn_blocking(move || store_run(&cache2, &sha2, run2, bytes.start, &data2)).await;
         let failure = match stored {
             Ok(Ok(())) => None,
             Ok(Err(e)) => Some(e.to_string()),
@@ -255,6 +282,7 @@ async fn fetch_run(
         if let Some(error) = failure {
             warn!(repo = %source.repo_id, %error, "could not store fetched blocks in the cache");
         }
+        keep_recent(&cache, &sha, run.clone(), bytes.start, &data);
         retire(&cache, &sha, run);
         // Blocks of this run were protected from the evictions their own writes triggered.
         if cache.used_bytes() > cache.max_bytes() {
@@ -263,6 +291,18 @@ async fn fetch_run(
         drop(slot);
     });
     result
+}
+
+/// Puts the fetched blocks of `run` (whose bytes start at shard offset `start`) in `recent`.
+fn keep_recent(cache: &DiskCache, sha: &str, run: Range<u64>, start: u64, data: &Bytes) {
+    let bs = cache.block_size();
+    for i in run {
+        let from = (i * bs - start) as usize;
+        let to = (from + bs as usize).min(data.len());
+        if from < to {
+            cache.recent.put(sha, i, data.slice(from..to));
+        }
+    }
 }
 
 fn retire(cache: &DiskCache, sha: &str, run: Range<u64>) {

@@ -163,10 +163,12 @@ async fn a_corrupt_block_is_deleted_and_refetched_never_served() {
     let mut bytes = std::fs::read(&path).unwrap();
     bytes[block::HEADER_LEN + 5] ^= 1;
     std::fs::write(&path, &bytes).unwrap();
+    c.recent.clear(); // as in a new process: the disk copy is all there is
     assert_eq!(read(&r, 0..3 * BS).await.as_ref(), &fake.data[..3 * BS as usize]);
     assert_eq!(fake.take_calls(), vec![BS..2 * BS], "only the corrupt block is refetched");
     assert!(matches!(c.get(SHA, 1, BS as usize), Lookup::Hit(_)), "the refetched block is stored again");
     std::fs::write(&path, &bytes[..100]).unwrap(); // torn
+    c.recent.clear();
     assert_eq!(read(&r, BS..BS + 10).await.as_ref(), &fake.data[BS as usize..BS as usize + 10]);
     assert_eq!(fake.take_calls(), vec![BS..2 * BS]);
 }
@@ -241,4 +243,18 @@ async fn a_failed_fetch_is_reported_stores_nothing_and_is_retried_by_the_next_re
     assert!(!c.block_path(SHA, 0).exists());
     assert_eq!(read(&r, 0..10).await.as_ref(), &fake.data[..10]);
     assert_eq!(fake.take_calls(), vec![0..BS]);
+}
+
+#[tokio::test]
+async fn the_next_read_of_a_block_just_used_is_served_from_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let fake = Fake::new(Duration::ZERO);
+    let c = cache(dir.path(), u64::MAX);
+    let r = reader(&fake, &c);
+    read(&r, BS - 10..BS + 10).await; // a chunk ending inside block 1
+    fake.take_calls();
+    // The next chunk starts inside block 1: neither the disk nor the Hub is asked for it.
+    std::fs::remove_file(c.block_path(SHA, 1)).unwrap();
+    assert_eq!(read(&r, BS + 10..BS + 30).await.as_ref(), &fake.data[BS as usize + 10..BS as usize + 30]);
+    assert!(fake.take_calls().is_empty(), "a block held in memory was fetched again");
 }
