@@ -118,9 +118,11 @@ impl Pool {
         Pool { free: Vec::new(), bytes: 0, limit }
     }
 
-    /// The most recently freed buffer of capacity `cap` (a size class, see `rounded`).
+    /// The most recently freed buffer of capacity `cap` (a size class, see `rounded`) up to
+    /// twice that: the sizes a pull or a tensor's conversion asks for vary, and a larger
+    /// buffer already mapped is far cheaper than fresh memory.
     fn take(&mut self, cap: usize) -> Option<Raw> {
-        let i = self.free.iter().rposition(|r| r.cap == cap)?;
+        let i = self.free.iter().rposition(|r| r.cap >= cap && r.cap <= cap.saturating_mul(2))?;
         let raw = self.free.remove(i);
         self.bytes -= raw.cap;
         Some(raw)
@@ -361,7 +363,12 @@ mod tests {
         let back = pool.take(rounded((7 << 19) + CLASS_SLACK + 1)).expect("just above the 3.5 MiB class");
         assert_eq!((back.ptr, back.cap, back.init), (ptr, class, 1000));
         assert_eq!(pool.bytes, 0);
-        back.free();
+        // A smaller request may take it, down to half its class; not below.
+        assert!(pool.give(back).is_none());
+        assert!(pool.take(rounded(3 << 19)).is_none(), "1.5 MiB would waste over half of 4 MiB");
+        let smaller = pool.take(rounded(5 << 19)).expect("2.5 MiB takes the 4 MiB buffer");
+        assert_eq!(smaller.ptr, ptr);
+        smaller.free();
     }
 
     #[test]

@@ -25,11 +25,13 @@ use xxhash_rust::xxh3::Xxh3;
 use crate::direct_io::DirectAppender;
 use crate::vfile::{GgufFile, ReadError};
 
-/// Output bytes produced per engine call: large enough to batch source requests, small
-/// enough to bound memory (`PULL_CONCURRENCY` of them are in flight).
-pub const PULL_CHUNK: u64 = 16 << 20;
-/// Chunks converted concurrently.
-pub const PULL_CONCURRENCY: usize = 4;
+/// Output bytes produced per engine call: the mount's chunk size, so that every buffer a pull
+/// allocates (fetched blocks, converted rows, chunks) is in the one recycled size class
+/// (`pagebuf`). At 16 MiB, ~700 MiB of a 1 GB pull's buffers were fresh memory, ~30 % of its
+/// CPU spent zeroing pages; at 4 MiB, ~70 MiB (same wall time, which the disk bounds).
+pub const PULL_CHUNK: u64 = 4 << 20;
+/// Chunks converted concurrently by default.
+pub const PULL_CONCURRENCY: usize = 16;
 /// Largest chunk accepted: a chunk is held in memory while it is converted.
 pub const MAX_CHUNK: u64 = 1 << 30;
 /// First line of a sidecar; bump when the sidecar format changes.
