@@ -6,12 +6,11 @@ use std::sync::Arc;
 
 use bytes::Bytes;
 use futures::future::{BoxFuture, FutureExt};
-
-use crate::pagebuf::PageBuf;
-use crate::pieces::Pieces;
 use futures::{StreamExt, TryStreamExt};
 
 use crate::gguf::GgmlType;
+use crate::pagebuf::PageBuf;
+use crate::pieces::Pieces;
 use crate::plan::layout::{LaidTensor, Layout};
 use crate::plan::TensorSource;
 use crate::quant::{self, QuantError};

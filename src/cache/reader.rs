@@ -97,21 +97,19 @@ impl CachedReader {
             if missing.is_empty() {
                 break;
             }
-            let mut plans = self.plan(shard, sha, size, &missing)?;
-            let mut held = Vec::new();
-            plans.retain(|p| match p {
-                Plan::Held(i, b) => {
-                    have[(i - wanted.start) as usize] = Some(b.clone());
-                    held.push(*i);
-                    false
+            let (mut disk, mut joins, mut held) = (Vec::new(), Vec::new(), Vec::new());
+            for plan in self.plan(shard, sha, size, &missing)? {
+                match plan {
+                    Plan::Held(i, b) => {
+                        have[(i - wanted.start) as usize] = Some(b);
+                        held.push(i);
+                    }
+                    Plan::Disk(i) => disk.push(i),
+                    Plan::Join(i, f) => joins.push((i, f)),
                 }
-                _ => true,
-            });
+            }
             self.touch_later(sha, held);
-            let disk: Vec<u64> =
-                plans.iter().filter_map(|p| if let Plan::Disk(i) = p { Some(*i) } else { None }).collect();
-            let joins = plans.into_iter().filter_map(|p| if let Plan::Join(i, f) = p { Some((i, f)) } else { None });
-            let fetched = futures::future::join_all(joins.map(|(i, f)| async move {
+            let fetched = futures::future::join_all(joins.into_iter().map(|(i, f)| async move {
                 let run = f.run.await?;
                 Ok::<_, SourceReadError>((i, run.slice(f.offset..f.offset + f.len)))
             }));
